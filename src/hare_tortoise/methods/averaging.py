@@ -1,0 +1,120 @@
+"""Methods built on a weight average of the trained network: EMA, self-distillation, Hare & Tortoise."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..core import HareTortoise, check_momentum
+from .base import Method, register
+
+
+@register
+@dataclasses.dataclass(eq=False)
+class EMA(Method):
+    """EMA: a Tortoise without resets, tortoise <- m * tortoise + (1 - m) * net after every step; reports the EMA.
+
+    The averaging half of Hare & Tortoise alone (Lee et al., ICML 2024, arXiv:2406.02596); weight averaging after
+    Polyak & Juditsky 1992. The trained network never sees the average.
+    """
+
+    name = "ema"
+    momentum: float = 0.999  # m
+
+    def __post_init__(self):
+        check_momentum(self.momentum)
+
+    def attach(self, model: nn.Module) -> None:
+        super().attach(model)
+        self.pair = HareTortoise(model, momentum=self.momentum)
+
+    def after_step(self, optimizer, inputs) -> None:
+        self.pair.update()
+
+    def eval_model(self) -> nn.Module:
+        return self.pair.tortoise
+
+    def state_dict(self) -> dict:
+        return self.pair.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.pair.load_state_dict(state)
+
+
+@register
+@dataclasses.dataclass(eq=False)
+class SelfDistill(EMA):
+    """Self-distillation from the EMA: loss += weight * T^2 * KL(softmax(tortoise(x)/T) || softmax(net(x)/T)).
+
+    The teacher is the EMA network (no resets), run in eval mode without gradients; Hinton et al. 2015
+    (arXiv:1503.02531) for the T^2 scale, which is 1 at the paper's T = 1. Reports the trained (student)
+    network; the EMA teacher is only a teacher. The loss is zero while both networks agree.
+    """
+
+    name = "self_distill"
+    weight: float = 1.0       # weight of the distillation term
+    temperature: float = 1.0  # T
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.temperature > 0 or not self.weight > 0:
+            raise ValueError(f"weight and temperature must be > 0, got {self.weight!r} and {self.temperature!r}")
+
+    def loss_terms(self, inputs, outputs, targets) -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            teacher = self.pair.tortoise(inputs)
+        t = self.temperature
+        kl = F.kl_div(F.log_softmax(outputs.float() / t, dim=-1), F.log_softmax(teacher.float() / t, dim=-1),
+                      reduction="batchmean", log_target=True)
+        return {"self_distill": self.weight * t * t * kl}
+
+    def eval_model(self) -> nn.Module:
+        return self.model
+
+
+@register
+@dataclasses.dataclass(eq=False)
+class HareTortoiseMethod(EMA):
+    """Hare & Tortoise: the EMA Tortoise is reported, and the Hare is reset to the Tortoise periodically.
+
+    Lee et al., "Slow and Steady Wins the Race: Maintaining Plasticity with Hare and Tortoise Networks",
+    ICML 2024 (arXiv:2406.02596): m = 0.999, a reset every 10 epochs, the AdamW moments kept at resets, the
+    Tortoise never reset. Epoch counts restart with every phase. `first_reset="after_first_epoch"` resets after
+    epoch indices 0, k, 2k, ... of each phase, as the paper's public code does; "after_k_epochs" resets after
+    epochs k-1, 2k-1, .... Set `reset_every_steps` instead to count optimizer steps (across phases).
+    """
+
+    name = "hare_tortoise"
+    reset_every_epochs: int | None = 10   # k; None when resetting by steps
+    reset_every_steps: int | None = None  # reset after every this many optimizer steps instead of by epochs
+    first_reset: Literal["after_first_epoch", "after_k_epochs"] = "after_first_epoch"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if (self.reset_every_epochs is None) == (self.reset_every_steps is None):
+            raise ValueError("set exactly one of reset_every_epochs (the paper: 10) and reset_every_steps, "
+                             f"got {self.reset_every_epochs!r} and {self.reset_every_steps!r}")
+        for name in ("reset_every_epochs", "reset_every_steps"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if self.first_reset not in ("after_first_epoch", "after_k_epochs"):
+            raise ValueError(f"first_reset must be 'after_first_epoch' or 'after_k_epochs', got {self.first_reset!r}")
+
+    def attach(self, model: nn.Module) -> None:
+        Method.attach(self, model)
+        self.pair = HareTortoise(model, momentum=self.momentum, reset_every=self.reset_every_steps)
+
+    def after_step(self, optimizer, inputs) -> None:
+        self.pair.step()  # resets by itself only when counting steps
+
+    def on_epoch_end(self, epoch: int, optimizer) -> None:
+        if self.reset_every_epochs is None:
+            return
+        offset = 0 if self.first_reset == "after_first_epoch" else 1
+        if (epoch + offset) % self.reset_every_epochs == 0:
+            self.pair.reset_hare()

@@ -1,0 +1,136 @@
+"""The hook protocol every plasticity method implements, and the registry that names them.
+
+A method is a small object whose hooks a training loop calls at fixed points; the loop knows no method by name.
+In your own loop (every hook is optional to override, and a no-op by default):
+
+```python
+method = methods.create("hare_tortoise")
+model = method.prepare_model(model)                 # architectural methods change the model here
+method.attach(model)                                # remembers initial weights, builds the tortoise, ...
+for phase, data in enumerate(phases):
+    optimizer = torch.optim.AdamW(model.parameters(), **{**settings, **method.optimizer_overrides()})
+    method.on_phase_start(phase, optimizer)         # resets between phases (S&P, head reset, full reset)
+    for epoch in range(epochs):
+        for x, y in data:
+            def closure():                          # the full loss and its gradients at the current weights
+                optimizer.zero_grad()
+                out = model(x)
+                loss = F.cross_entropy(out, y) + sum(method.loss_terms(x, out, y).values())
+                loss.backward()
+                return loss
+            closure()
+            method.after_backward(closure)          # SAM re-computes the gradient at perturbed weights
+            optimizer.step()
+            method.after_step(optimizer, x)         # EMA updates, step-scheduled resets, ReDo
+        method.on_epoch_end(epoch, optimizer)       # epoch-scheduled resets (H&T), ReDo
+    evaluate(method.eval_model())                   # the tortoise for H&T and EMA, else the model
+    method.on_phase_end(phase, optimizer)
+```
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from typing import Callable
+
+import torch
+from torch import nn
+
+
+@dataclasses.dataclass(eq=False)
+class Method:
+    """Warm start with no intervention (`base`); the base class of all methods, whose settings are dataclass fields."""
+
+    name = "base"
+
+    def prepare_model(self, model: nn.Module) -> nn.Module:
+        """Return the model to train (before the optimizer exists); architectural methods change it here."""
+        return model
+
+    def optimizer_overrides(self) -> dict:
+        """Keyword arguments that replace the training loop's optimizer settings (e.g. weight decay)."""
+        return {}
+
+    def attach(self, model: nn.Module) -> None:
+        """Bind the method to the model it will act on, once, after `prepare_model` and before training."""
+        self.model = model
+
+    def on_phase_start(self, phase: int, optimizer: torch.optim.Optimizer) -> None:
+        """Called at the start of every phase (task), with that phase's optimizer; phase 0 is the first."""
+
+    def loss_terms(self, inputs: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Extra scalar loss terms for this batch, by name; the loop adds them to the task loss."""
+        return {}
+
+    def after_backward(self, closure: Callable[[], torch.Tensor]) -> None:
+        """Called after the gradients exist and before the optimizer step; `closure` recomputes loss and gradients."""
+
+    def after_step(self, optimizer: torch.optim.Optimizer, inputs: torch.Tensor) -> None:
+        """Called after every optimizer step, with the batch of inputs that step trained on."""
+
+    def on_epoch_end(self, epoch: int, optimizer: torch.optim.Optimizer) -> None:
+        """Called after the last step of every epoch; `epoch` counts from 0 within the phase."""
+
+    def on_phase_end(self, phase: int, optimizer: torch.optim.Optimizer) -> None:
+        """Called after the last epoch of a phase has been evaluated."""
+
+    def eval_model(self) -> nn.Module:
+        """The network whose accuracy the method reports (the tortoise for H&T and EMA)."""
+        return self.model
+
+    def state_dict(self) -> dict:
+        """What a checkpoint must hold to resume this method exactly: tensors and plain Python values only."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what `state_dict()` returned (after `attach`)."""
+
+    def hyperparameters(self) -> dict:
+        """The method's settings, by name."""
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+
+
+_REGISTRY: dict[str, type[Method]] = {}
+
+
+def register(cls: type[Method]) -> type[Method]:
+    """Class decorator: make a method available under its `name`."""
+    if cls.name in _REGISTRY:
+        raise ValueError(f"a method named {cls.name!r} is already registered ({_REGISTRY[cls.name].__qualname__})")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def available() -> list[str]:
+    """The names of all registered methods, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get(name: str) -> type[Method]:
+    """The method class registered as `name`."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown method {name!r}; available methods: {', '.join(available())}")
+    return _REGISTRY[name]
+
+
+def create(name: str, **hyperparameters) -> Method:
+    """A new method `name` with its defaults, some replaced by `hyperparameters` (unknown names are an error)."""
+    cls = get(name)
+    known = {field.name for field in dataclasses.fields(cls)}
+    unknown = set(hyperparameters) - known
+    if unknown:
+        allowed = ", ".join(sorted(known)) or "none"
+        raise ValueError(f"method {name!r} has no setting {', '.join(sorted(unknown))}; its settings: {allowed}")
+    return cls(**hyperparameters)
+
+
+def describe(name: str) -> str:
+    """The first line of the method's docstring and its default settings, for listings."""
+    cls = get(name)
+    summary = inspect.getdoc(cls).splitlines()[0]
+    defaults = ", ".join(f"{field.name}={field.default!r}" for field in dataclasses.fields(cls))
+    return f"{summary} ({defaults})" if defaults else summary
+
+
+register(Method)

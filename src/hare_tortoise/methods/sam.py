@@ -1,0 +1,38 @@
+"""Sharpness-aware minimization as a method hook (PAPER.md section 4)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from ..tensors import buffers_preserved, global_norm, unwrap
+from .base import Method, register
+
+
+@register
+@dataclasses.dataclass(eq=False)
+class SAM(Method):
+    """SAM: the optimizer steps with the gradient taken at theta + rho * g / ||g||, the worst nearby weights.
+
+    Foret et al., "Sharpness-Aware Minimization for Efficiently Improving Generalization", ICLR 2021
+    (arXiv:2010.01412). The paper names it with rho in 0.05-0.1. Costs a second forward and backward pass.
+    Buffers (BatchNorm statistics) are restored after the perturbed pass, so they see each batch once.
+    """
+
+    name = "sam"
+    rho: float = 0.05  # radius of the weight perturbation
+
+    def __post_init__(self):
+        if not self.rho > 0:
+            raise ValueError(f"rho must be > 0 (the paper uses 0.05-0.1), got {self.rho!r}")
+
+    @torch.no_grad()
+    def after_backward(self, closure) -> None:
+        params = [p for p in unwrap(self.model).parameters() if p.grad is not None]
+        grads = [p.grad for p in params]
+        perturbation = torch._foreach_mul(grads, self.rho / (global_norm(grads) + 1e-12))
+        torch._foreach_add_(params, perturbation)
+        with torch.enable_grad(), buffers_preserved(self.model):
+            closure()
+        torch._foreach_sub_(params, perturbation)

@@ -1,0 +1,25 @@
+"""Layers that plasticity methods put into networks."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class CReLU(nn.Module):
+    """Concatenated ReLU: [relu(x), relu(-x)] along `dim`, so the output has twice the features of the input.
+
+    Shang et al., "Understanding and Improving Convolutional Neural Networks via Concatenated Rectified Linear
+    Units", ICML 2016 (arXiv:1603.05201); used against loss of plasticity by Abbas et al. 2023 (arXiv:2303.07507).
+    No unit can be dead: for every input one of each pair is active.
+    """
+
+    def __init__(self, dim: int = 1):  # the feature dimension: 1 for (N, C) and (N, C, H, W); -1 for tokens
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(torch.cat((x, -x), dim=self.dim))
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"

@@ -1,0 +1,58 @@
+"""Tiny models shared by the tests: a backbone/head split, BatchNorm, and ReLUs inside Sequentials."""
+
+import pytest
+import torch
+from torch import nn
+
+
+class TinyMLP(nn.Module):
+    """4 -> 8 (BN, ReLU) -> 8 (ReLU) -> head 8 (ReLU) -> 3."""
+
+    def __init__(self):
+        super().__init__()
+        self.backbone = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU())
+        self.head = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3))
+
+    def forward(self, x):
+        return self.head(self.backbone(x))
+
+
+class TinyCNN(nn.Module):
+    """1x6x6 -> conv 4 (BN, ReLU) -> flatten -> head 3."""
+
+    def __init__(self):
+        super().__init__()
+        self.backbone = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten())
+        self.head = nn.Linear(4 * 6 * 6, 3)
+
+    def forward(self, x):
+        return self.head(self.backbone(x))
+
+
+@pytest.fixture
+def mlp():
+    torch.manual_seed(0)
+    return TinyMLP()
+
+
+@pytest.fixture
+def cnn():
+    torch.manual_seed(0)
+    return TinyCNN()
+
+
+def batch(n=16, seed=1):
+    """A fixed batch for TinyMLP: (inputs, targets)."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 4, generator=g), torch.randint(0, 3, (n,), generator=g)
+
+
+def states_equal(a: dict, b: dict) -> bool:
+    """Two state dicts (possibly nested, with tensors) hold the same keys and exactly equal values."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(states_equal(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(states_equal(x, y) for x, y in zip(a, b))
+    if torch.is_tensor(a):
+        return torch.is_tensor(b) and a.dtype == b.dtype and torch.equal(a, b)
+    return a == b

@@ -1,0 +1,186 @@
+"""HareTortoise: the EMA against its closed form, resets, schedule, buffers, state, wrappers, validation."""
+
+import copy
+import io
+
+import pytest
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from conftest import TinyMLP, batch, states_equal
+from hare_tortoise import HareTortoise
+
+
+def train_step(model, optimizer, seed):
+    x, y = batch(seed=seed)
+    model.train()
+    optimizer.zero_grad()
+    nn.functional.cross_entropy(model(x), y).backward()
+    optimizer.step()
+
+
+def test_tortoise_starts_as_exact_frozen_copy(mlp):
+    ht = HareTortoise(mlp)
+    assert states_equal(ht.tortoise.state_dict(), mlp.state_dict())
+    assert all(not p.requires_grad for p in ht.tortoise.parameters())
+    hare_ptrs = {t.data_ptr() for t in mlp.state_dict().values()}
+    assert hare_ptrs.isdisjoint(t.data_ptr() for t in ht.tortoise.state_dict().values())
+    assert not ht.tortoise.training
+
+
+def test_update_matches_closed_form_for_parameters_and_float_buffers(mlp):
+    m, n = 0.9, 7
+    ht = HareTortoise(mlp, momentum=m)
+    optimizer = torch.optim.AdamW(mlp.parameters(), lr=0.05)
+    initial = {k: v.double().clone() for k, v in mlp.state_dict().items()}
+    hares = []
+    for step in range(n):
+        train_step(mlp, optimizer, seed=step)
+        ht.update()
+        hares.append({k: v.double().clone() for k, v in mlp.state_dict().items()})
+    tortoise = ht.tortoise.state_dict()
+    for name, value in tortoise.items():
+        if not value.is_floating_point():
+            # num_batches_tracked: copied from the hare, still an integer
+            assert value.dtype == torch.long and value == mlp.state_dict()[name]
+            continue
+        # t_n = m^n t_0 + (1 - m) * sum_k m^(n-k) h_k, computed independently in float64
+        expected = m**n * initial[name] + sum((1 - m) * m ** (n - k) * hares[k - 1][name] for k in range(1, n + 1))
+        torch.testing.assert_close(value.double(), expected, rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(value.double(), hares[-1][name])  # really an average, not a copy
+    assert ht.num_updates == n
+
+
+def test_buffers_copy_option_copies_float_buffers(mlp):
+    ht = HareTortoise(mlp, momentum=0.9, buffers="copy")
+    optimizer = torch.optim.SGD(mlp.parameters(), lr=0.1)
+    train_step(mlp, optimizer, seed=0)
+    ht.update()
+    assert torch.equal(ht.tortoise.backbone[1].running_mean, mlp.backbone[1].running_mean)
+    assert not torch.equal(ht.tortoise.backbone[0].weight, mlp.backbone[0].weight)
+
+
+def test_reset_copies_in_place_and_later_steps_leave_tortoise_alone(mlp):
+    ht = HareTortoise(mlp, momentum=0.9)
+    optimizer = torch.optim.AdamW(mlp.parameters(), lr=0.05)
+    for step in range(3):
+        train_step(mlp, optimizer, seed=step)
+        ht.update()
+    params_before = [id(p) for p in mlp.parameters()]
+    moments_before = {id(p): s["exp_avg"].clone() for p, s in optimizer.state.items()}
+    ht.reset_hare()
+    assert states_equal(mlp.state_dict(), ht.tortoise.state_dict())
+    assert [id(p) for p in mlp.parameters()] == params_before
+    assert all(torch.equal(optimizer.state[p]["exp_avg"], moments_before[id(p)]) for p in mlp.parameters())
+    hare_ptrs = {t.data_ptr() for t in mlp.state_dict().values()}
+    assert hare_ptrs.isdisjoint(t.data_ptr() for t in ht.tortoise.state_dict().values())
+    frozen = copy.deepcopy(ht.tortoise.state_dict())
+    train_step(mlp, optimizer, seed=9)  # the optimizer still drives the hare's Parameters ...
+    assert not states_equal(mlp.state_dict(), frozen)
+    assert states_equal(ht.tortoise.state_dict(), frozen)  # ... and never the tortoise
+
+
+def test_step_resets_every_n_updates(mlp):
+    ht = HareTortoise(mlp, momentum=0.5, reset_every=3)
+    optimizer = torch.optim.SGD(mlp.parameters(), lr=0.1)
+    resets = []
+    for step in range(1, 7):
+        train_step(mlp, optimizer, seed=step)
+        resets.append(ht.step())
+        assert states_equal(mlp.state_dict(), ht.tortoise.state_dict()) == (step % 3 == 0)
+    assert resets == [False, False, True, False, False, True]
+
+
+def test_state_dict_round_trip_through_weights_only_load(mlp):
+    ht = HareTortoise(mlp, momentum=0.9)
+    optimizer = torch.optim.SGD(mlp.parameters(), lr=0.1)
+    for step in range(2):
+        train_step(mlp, optimizer, seed=step)
+        ht.update()
+    buffer = io.BytesIO()
+    torch.save(ht.state_dict(), buffer)
+    buffer.seek(0)
+    restored = HareTortoise(copy.deepcopy(mlp), momentum=0.9)
+    restored.load_state_dict(torch.load(buffer, weights_only=True))
+    assert restored.num_updates == 2
+    assert states_equal(restored.tortoise.state_dict(), ht.tortoise.state_dict())
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"momentum": 1.0}, r"momentum must be in \[0, 1\)"),
+    ({"momentum": -0.1}, r"momentum must be in \[0, 1\)"),
+    ({"reset_every": 0}, "reset_every must be an integer >= 1"),
+    ({"reset_every": 2.5}, "reset_every must be an integer >= 1"),
+    ({"buffers": "mean"}, "buffers must be 'ema'"),
+])
+def test_constructor_rejects_bad_arguments(mlp, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        HareTortoise(mlp, **kwargs)
+
+
+def test_model_without_parameters_is_rejected():
+    with pytest.raises(ValueError, match="must have parameters"):
+        HareTortoise(nn.ReLU())
+
+
+def test_update_is_one_fused_lerp(mlp, monkeypatch):
+    calls = []
+    original = torch._foreach_lerp_
+    monkeypatch.setattr(torch, "_foreach_lerp_", lambda *a: (calls.append(len(a[0])), original(*a)))
+    HareTortoise(mlp).update()
+    float_tensors = sum(t.is_floating_point() for t in mlp.state_dict().values())
+    assert calls == [float_tensors]
+
+
+def test_unwraps_torch_compile(mlp):
+    compiled = torch.compile(mlp, backend="eager")
+    ht = HareTortoise(compiled, momentum=0.5)
+    assert ht.hare is mlp
+    with torch.no_grad():
+        for p in mlp.parameters():
+            p.add_(1.0)
+    ht.update()
+    torch.testing.assert_close(ht.tortoise.head[0].bias, mlp.head[0].bias - 0.5)
+
+
+def test_unwraps_distributed_data_parallel(mlp, tmp_path):
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        wrapped = nn.parallel.DistributedDataParallel(mlp)
+        ht = HareTortoise(wrapped, momentum=0.9, reset_every=2)
+        assert ht.hare is mlp
+        optimizer = torch.optim.SGD(wrapped.parameters(), lr=0.1)
+        for step in range(2):
+            train_step(wrapped, optimizer, seed=step)
+            ht.step()
+        assert states_equal(mlp.state_dict(), ht.tortoise.state_dict())
+    finally:
+        dist.destroy_process_group()
+
+
+def test_bfloat16_model(mlp):
+    model = mlp.to(torch.bfloat16)
+    ht = HareTortoise(model, momentum=0.5)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    ht.update()
+    assert ht.tortoise.head[0].weight.dtype == torch.bfloat16
+    torch.testing.assert_close(ht.tortoise.head[0].weight, model.head[0].weight - 0.5, rtol=1e-2, atol=1e-2)
+    ht.reset_hare()
+    assert states_equal(model.state_dict(), ht.tortoise.state_dict())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_update_and_reset():
+    torch.manual_seed(0)
+    model = TinyMLP().cuda()
+    ht = HareTortoise(model, momentum=0.9)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    ht.update()
+    torch.testing.assert_close(ht.tortoise.head[0].bias, model.head[0].bias - 0.9)
+    ht.reset_hare()
+    assert states_equal(model.state_dict(), ht.tortoise.state_dict())

@@ -17,7 +17,8 @@ class SAM(Method):
 
     Foret et al., "Sharpness-Aware Minimization for Efficiently Improving Generalization", ICLR 2021
     (arXiv:2010.01412). The paper names it with rho in 0.05-0.1. Costs a second forward and backward pass.
-    Buffers (BatchNorm statistics) are restored after the perturbed pass, so they see each batch once.
+    Weights and buffers (BatchNorm statistics) are restored exactly after the perturbed pass, so the
+    statistics see each batch once.
     """
 
     name = "sam"
@@ -31,8 +32,8 @@ class SAM(Method):
     def after_backward(self, closure) -> None:
         params = [p for p in unwrap(self.model).parameters() if p.grad is not None]
         grads = [p.grad for p in params]
-        perturbation = torch._foreach_mul(grads, self.rho / (global_norm(grads) + 1e-12))
-        torch._foreach_add_(params, perturbation)
+        saved = [p.clone() for p in params]  # restored by copy: adding and subtracting is not exact in floats
+        torch._foreach_add_(params, torch._foreach_mul(grads, self.rho / (global_norm(grads) + 1e-12)))
         with torch.enable_grad(), buffers_preserved(self.model):
             closure()
-        torch._foreach_sub_(params, perturbation)
+        torch._foreach_copy_(params, saved)

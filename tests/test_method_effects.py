@@ -1,0 +1,356 @@
+"""Each method does what its docstring says, checked against values computed independently."""
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from conftest import TinyCNN, TinyMLP, batch, states_equal
+from hare_tortoise import methods
+from hare_tortoise.nn import CReLU
+from loop import run
+
+
+def trained(mlp, steps=3):
+    """`mlp` after a few AdamW steps, and its optimizer (with state)."""
+    optimizer = torch.optim.AdamW(mlp.parameters(), lr=0.05)
+    for step in range(steps):
+        x, y = batch(seed=step)
+        optimizer.zero_grad()
+        F.cross_entropy(mlp(x), y).backward()
+        optimizer.step()
+    return optimizer
+
+
+# --- regularizers ---------------------------------------------------------------------------------------------
+
+def test_l2_sets_decoupled_weight_decay(mlp):
+    method = methods.create("l2", weight_decay=0.3)
+    lr = 0.1
+    optimizer = torch.optim.AdamW(mlp.parameters(), lr=lr, **method.optimizer_overrides())
+    before = [p.detach().clone() for p in mlp.parameters()]
+    for p in mlp.parameters():
+        p.grad = torch.zeros_like(p)
+    optimizer.step()  # zero gradient: only the decay acts, theta <- (1 - lr * wd) * theta
+    for p, b in zip(mlp.parameters(), before):
+        torch.testing.assert_close(p.detach(), (1 - lr * 0.3) * b)
+
+
+def test_l2_init_gradient_is_twice_lambda_times_distance_for_all_parameters(mlp):
+    method = methods.create("l2_init", strength=0.25)
+    method.attach(mlp)
+    initial = [p.detach().clone() for p in mlp.parameters()]
+    trained(mlp)
+    mlp.zero_grad()
+    x, y = batch()
+    method.loss_terms(x, mlp(x), y)["l2_init"].backward()
+    params = list(mlp.parameters())
+    assert len(params) == 10
+    for p, p0 in zip(params, initial):
+        torch.testing.assert_close(p.grad, 2 * 0.25 * (p.detach() - p0))
+    expected = 0.25 * sum(((p.detach() - p0) ** 2).sum() for p, p0 in zip(params, initial))
+    torch.testing.assert_close(method.loss_terms(x, mlp(x), y)["l2_init"], expected)
+
+
+def test_spectral_penalty_is_lambda_times_mean_squared_logits(mlp):
+    method = methods.create("spectral", strength=0.5)
+    method.attach(mlp)
+    x, y = batch()
+    logits = mlp(x)
+    torch.testing.assert_close(method.loss_terms(x, logits, y)["spectral"], 0.5 * (logits**2).mean())
+
+
+# --- architecture ---------------------------------------------------------------------------------------------
+
+def test_crelu_in_the_head_halves_the_layer_before_and_keeps_output_size(mlp):
+    model = methods.create("crelu").prepare_model(mlp)
+    assert isinstance(model.head[1], CReLU) and model.head[0].out_features == 4
+    assert isinstance(model.backbone[2], nn.ReLU)  # head only by default, as the paper's code
+    x = batch()[0]
+    assert model(x).shape == (16, 3)
+    h = model.head[0](model.backbone(x))
+    torch.testing.assert_close(model.head[1](h), torch.cat([h.relu(), (-h).relu()], dim=-1))
+
+
+def test_crelu_everywhere_rewrites_every_sequential_run():
+    torch.manual_seed(0)
+    model = methods.create("crelu", scope="all").prepare_model(TinyMLP())
+    relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
+    assert relus == [] and sum(isinstance(m, CReLU) for m in model.modules()) == 3
+    assert model.backbone[1].num_features == 4  # the BatchNorm was halved with its layer
+    assert model(batch()[0]).shape == (16, 3)
+    cnn = methods.create("crelu", scope="all").prepare_model(TinyCNN())
+    assert cnn.backbone[0].out_channels == 2 and cnn(torch.randn(2, 1, 6, 6)).shape == (2, 3)
+
+
+def test_crelu_head_scope_needs_a_head():
+    with pytest.raises(ValueError, match="needs a `head` submodule"):
+        methods.create("crelu").prepare_model(nn.Sequential(nn.Linear(2, 2), nn.ReLU()))
+
+
+def test_layernorm_replaces_every_batchnorm(mlp, cnn):
+    model = methods.create("layernorm").prepare_model(mlp)
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    assert isinstance(model.backbone[1], nn.LayerNorm) and model(batch()[0]).shape == (16, 3)
+    conv = methods.create("layernorm").prepare_model(cnn)
+    assert isinstance(conv.backbone[1], nn.GroupNorm) and conv.backbone[1].num_groups == 1
+    with pytest.raises(ValueError, match="found no BatchNorm"):
+        methods.create("layernorm").prepare_model(nn.Linear(2, 2))
+
+
+# --- SAM ------------------------------------------------------------------------------------------------------
+
+def test_sam_steps_with_the_gradient_at_the_perturbed_weights(mlp):
+    rho = 0.1
+    method = methods.create("sam", rho=rho)
+    method.attach(mlp)
+    trained(mlp)
+    x, y = batch(seed=5)
+
+    def closure():
+        mlp.zero_grad()
+        loss = F.cross_entropy(mlp(x), y)
+        loss.backward()
+        return loss
+
+    # independent computation of the SAM gradient on a copy
+    twin = copy.deepcopy(mlp)
+    F.cross_entropy(twin(x), y).backward()
+    grads = [p.grad.clone() for p in twin.parameters()]
+    norm = torch.sqrt(sum((g**2).sum() for g in grads))
+    with torch.no_grad():
+        for p, g in zip(twin.parameters(), grads):
+            p.add_(rho * g / norm)
+    twin.zero_grad()
+    F.cross_entropy(twin(x), y).backward()
+
+    before = copy.deepcopy(mlp.state_dict())
+    closure()
+    after_first_pass = copy.deepcopy(mlp.state_dict())  # BN statistics see the batch once ...
+    method.after_backward(closure)
+    assert states_equal(mlp.state_dict(), after_first_pass)  # ... not twice; weights restored exactly
+    assert not states_equal(before, after_first_pass)
+    for p, q in zip(mlp.parameters(), twin.parameters()):
+        torch.testing.assert_close(p.grad, q.grad)
+
+
+# --- resets between phases ------------------------------------------------------------------------------------
+
+def test_shrink_perturb_interpolates_toward_the_initial_weights(mlp):
+    method = methods.create("shrink_perturb")
+    method.attach(mlp)
+    initial = copy.deepcopy(mlp.state_dict())
+    optimizer = trained(mlp)
+    method.on_phase_start(0, optimizer)  # the first phase: nothing happens
+    theta = copy.deepcopy(mlp.state_dict())
+    method.on_phase_start(1, optimizer)
+    for name, param in mlp.named_parameters():
+        torch.testing.assert_close(param.detach(), 0.2 * theta[name] + 0.8 * initial[name])
+    for name, buffer in mlp.named_buffers():
+        assert torch.equal(buffer, theta[name])  # BN statistics are not parameters
+
+
+def test_shrink_perturb_noise_shrinks_and_adds_gaussian_noise(mlp):
+    big = nn.Linear(200, 200)
+    method = methods.create("shrink_perturb_noise", shrink=0.5, noise_std=0.0)
+    method.attach(big)
+    theta = big.weight.detach().clone()
+    method.on_phase_start(1, None)
+    torch.testing.assert_close(big.weight.detach(), 0.5 * theta)
+    noisy = methods.create("shrink_perturb_noise", shrink=0.5, noise_std=0.01)
+    noisy.attach(big)
+    theta = big.weight.detach().clone()
+    noisy.on_phase_start(1, None)
+    noise = big.weight.detach() - 0.5 * theta
+    assert abs(noise.std().item() - 0.01) < 0.0005 and abs(noise.mean().item()) < 0.0005
+
+
+def test_head_reset_restores_exactly_the_initial_head(mlp):
+    method = methods.create("head_reset")
+    method.attach(mlp)
+    initial_head = copy.deepcopy(mlp.head.state_dict())
+    optimizer = trained(mlp)
+    backbone = copy.deepcopy(mlp.backbone.state_dict())
+    method.on_phase_start(1, optimizer)
+    assert states_equal(mlp.head.state_dict(), initial_head)
+    assert states_equal(mlp.backbone.state_dict(), backbone)
+    assert all(p not in optimizer.state for p in mlp.head.parameters())
+    assert all(p in optimizer.state for p in mlp.backbone.parameters())
+
+
+def test_head_reset_without_head_says_how_to_name_it():
+    with pytest.raises(ValueError, match="pass head=<name of your classifier submodule>"):
+        methods.create("head_reset").attach(nn.Sequential(nn.Linear(2, 2)))
+
+
+def test_full_reset_draws_fresh_weights_and_statistics(mlp):
+    method = methods.create("full_reset")
+    method.attach(mlp)
+    initial = copy.deepcopy(mlp.state_dict())
+    optimizer = trained(mlp)
+    trained_state = copy.deepcopy(mlp.state_dict())
+    method.on_phase_start(1, optimizer)
+    for name, param in mlp.named_parameters():
+        if name.endswith("weight") and param.dim() > 1:
+            assert not torch.equal(param, initial[name]) and not torch.equal(param, trained_state[name])
+    bn = mlp.backbone[1]
+    assert torch.equal(bn.running_mean, torch.zeros(8)) and torch.equal(bn.running_var, torch.ones(8))
+    assert len(optimizer.state) == 0
+
+
+# --- ReDo -----------------------------------------------------------------------------------------------------
+
+def dead_units_mlp(dead=(1, 4)):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3))
+    with torch.no_grad():
+        model[0].bias[list(dead)] = -100.0  # these units never activate: ReDo score 0
+    return model
+
+
+def test_redo_recycles_exactly_the_dormant_units_and_their_moments():
+    model = dead_units_mlp()
+    # parameters deliberately in a scrambled order: moments must be found by parameter, not by position
+    optimizer = torch.optim.AdamW([model[2].bias, model[0].weight, model[2].weight, model[0].bias], lr=0.01)
+    x, y = torch.randn(32, 4), torch.randint(0, 3, (32,))
+    F.cross_entropy(model(x), y).backward()
+    optimizer.step()
+    for state in optimizer.state.values():  # make every moment non-zero so that zeroing shows
+        state["exp_avg"].fill_(1.0)
+        state["exp_avg_sq"].fill_(2.0)
+    before = copy.deepcopy(model.state_dict())
+    method = methods.create("redo", tau=0.0)
+    method.attach(model)
+    assert method.apply(x, optimizer) == {"1": 2}
+    dead, alive = [1, 4], [0, 2, 3, 5]
+    w_in, b_in, w_out = model[0].weight, model[0].bias, model[2].weight
+    assert torch.equal(w_in[alive], before["0.weight"][alive]) and torch.equal(b_in[alive], before["0.bias"][alive])
+    assert not torch.equal(w_in[dead], before["0.weight"][dead]) and (b_in[dead] > -1.0).all()
+    assert (w_out[:, dead] == 0).all() and torch.equal(w_out[:, alive], before["2.weight"][:, alive])
+    assert torch.equal(model[2].bias, before["2.bias"])
+    for moment in ("exp_avg", "exp_avg_sq"):
+        assert (optimizer.state[w_in][moment][dead] == 0).all() and (optimizer.state[w_in][moment][alive] > 0).all()
+        assert (optimizer.state[b_in][moment][dead] == 0).all() and (optimizer.state[b_in][moment][alive] > 0).all()
+        assert (optimizer.state[w_out][moment][:, dead] == 0).all()
+        assert (optimizer.state[w_out][moment][:, alive] > 0).all()
+        assert (optimizer.state[model[2].bias][moment] > 0).all()
+
+
+def test_redo_with_threshold_recycles_low_score_units_too():
+    model = dead_units_mlp(dead=(1,))
+    with torch.no_grad():
+        model[0].weight[3].mul_(1e-4)  # barely active: score far below 0.1
+        model[0].bias[3] = 0.0
+    method = methods.create("redo", tau=0.1)
+    method.attach(model)
+    assert method.apply(torch.randn(64, 4)) == {"1": 2}
+    assert (model[2].weight[:, [1, 3]] == 0).all()
+
+
+def test_redo_on_conv_maps_channels_through_norm_and_flatten(cnn):
+    with torch.no_grad():
+        cnn.backbone[1].bias[2] = -100.0  # channel 2 dies after BatchNorm
+        cnn.backbone[1].weight[2] = 0.5
+    before = copy.deepcopy(cnn.state_dict())
+    method = methods.create("redo", tau=0.0)
+    method.attach(cnn)
+    assert method.apply(torch.randn(8, 1, 6, 6)) == {"backbone.2": 1}
+    head = cnn.head.weight.view(3, 4, 36)
+    assert (head[:, 2] == 0).all() and torch.equal(head[:, [0, 1, 3]], before["head.weight"].view(3, 4, 36)[:, [0, 1, 3]])
+    bn = cnn.backbone[1]
+    assert bn.weight[2] == 1.0 and bn.bias[2] == 0.0 and bn.running_var[2] == 1.0
+    assert not torch.equal(cnn.backbone[0].weight[2], before["backbone.0.weight"][2])
+    assert torch.equal(cnn.backbone[0].weight[[0, 1, 3]], before["backbone.0.weight"][[0, 1, 3]])
+
+
+def test_redo_schedule_fires_at_epoch_ends_with_the_last_batch():
+    model = dead_units_mlp()
+    method = methods.create("redo", tau=0.0, every_epochs=2)
+    method.attach(model)
+    optimizer = torch.optim.AdamW(model.parameters())
+    method.after_step(optimizer, torch.randn(8, 4))
+    method.on_epoch_end(0, optimizer)
+    assert method.recycled == {} and (model[0].bias[[1, 4]] == -100).all()
+    method.on_epoch_end(1, optimizer)
+    assert method.recycled == {"1": 2} and (model[0].bias[[1, 4]] > -1).all()
+
+
+def test_redo_warns_about_activations_it_cannot_map(mlp):
+    class Residual(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.relu, self.out = nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.out(self.relu(self.fc(x) + x))  # the ReLU's input is a sum, not a layer output
+
+    method = methods.create("redo")
+    method.attach(Residual())
+    with pytest.warns(UserWarning, match="leaves these activations alone.*relu"):
+        assert method.apply(torch.randn(4, 4)) == {}
+
+
+# --- averaging ------------------------------------------------------------------------------------------------
+
+def test_ema_reports_the_average_and_never_resets(mlp):
+    method = methods.create("ema", momentum=0.9)
+    model, _, _ = run(method, mlp, epochs=12)
+    assert method.eval_model() is method.pair.tortoise
+    assert not states_equal(model.state_dict(), method.eval_model().state_dict())
+    assert method.pair.num_updates == 2 * 12 * 3
+
+
+def test_self_distillation_is_zero_when_hare_equals_tortoise_and_a_kl_otherwise(mlp):
+    method = methods.create("self_distill")
+    method.attach(mlp)
+    mlp.eval()
+    x, y = batch()
+    torch.testing.assert_close(method.loss_terms(x, mlp(x), y)["self_distill"], torch.tensor(0.0))
+    trained(mlp)
+    mlp.eval()
+    student, teacher = mlp(x), method.pair.tortoise(x)
+    p = teacher.softmax(-1)
+    expected = (p * (p.log() - student.log_softmax(-1))).sum(-1).mean()
+    torch.testing.assert_close(method.loss_terms(x, student, y)["self_distill"], expected)
+    assert method.eval_model() is mlp
+
+
+@pytest.mark.parametrize("first_reset, reset_epochs", [("after_first_epoch", {0, 3, 6}), ("after_k_epochs", {2, 5})])
+def test_hare_tortoise_resets_on_the_epoch_schedule(mlp, first_reset, reset_epochs):
+    method = methods.create("hare_tortoise", momentum=0.9, reset_every_epochs=3, first_reset=first_reset)
+    method.attach(mlp)
+    optimizer = torch.optim.AdamW(mlp.parameters(), lr=0.05)
+    for epoch in range(7):
+        x, y = batch(seed=epoch)
+        optimizer.zero_grad()
+        F.cross_entropy(mlp(x), y).backward()
+        optimizer.step()
+        method.after_step(optimizer, x)
+        moments = [s["exp_avg"].clone() for s in optimizer.state.values()]
+        method.on_epoch_end(epoch, optimizer)
+        assert states_equal(mlp.state_dict(), method.pair.tortoise.state_dict()) == (epoch in reset_epochs), epoch
+        assert states_equal(moments, [s["exp_avg"] for s in optimizer.state.values()])  # moments kept
+    assert method.eval_model() is method.pair.tortoise
+
+
+def test_hare_tortoise_resets_by_steps_across_phases(mlp):
+    method = methods.create("hare_tortoise", reset_every_epochs=None, reset_every_steps=5, momentum=0.9)
+    resets = []
+
+    def counting_attach(model):
+        type(method).attach(method, model)
+        original = method.pair.reset_hare
+        method.pair.reset_hare = lambda: (resets.append(method.pair.num_updates), original())
+
+    method.attach = counting_attach
+    run(method, mlp, phases=2, epochs=2, steps=3)  # 12 steps over 2 phases: resets after steps 5 and 10
+    assert resets == [5, 10] and method.pair.num_updates == 12
+
+
+def test_hare_tortoise_needs_exactly_one_schedule():
+    with pytest.raises(ValueError, match="exactly one of reset_every_epochs"):
+        methods.create("hare_tortoise", reset_every_steps=5)
+    with pytest.raises(ValueError, match="momentum must be in"):
+        methods.create("hare_tortoise", momentum=1.5)

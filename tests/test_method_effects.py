@@ -354,3 +354,18 @@ def test_hare_tortoise_needs_exactly_one_schedule():
         methods.create("hare_tortoise", reset_every_steps=5)
     with pytest.raises(ValueError, match="momentum must be in"):
         methods.create("hare_tortoise", momentum=1.5)
+
+
+@pytest.mark.parametrize("name, settings, message", [
+    ("redo", {"every_epochs": None}, "set exactly one of every_epochs and every_steps"),
+    ("redo", {"every_epochs": 0}, "every_epochs must be an integer >= 1"),
+    ("redo", {"tau": -0.1}, "tau must be >= 0"),
+    ("hare_tortoise", {"reset_every_epochs": 2.5}, "reset_every_epochs must be an integer >= 1"),
+    ("shrink_perturb", {"alpha": 1.5}, r"alpha must be in \(0, 1\]"),
+    ("l2", {"weight_decay": 0}, "weight_decay must be > 0"),
+    ("sam", {"rho": 0}, "rho must be > 0"),
+    ("crelu", {"scope": "body"}, "scope must be 'head' or 'all'"),
+])
+def test_bad_settings_name_the_allowed_range(name, settings, message):
+    with pytest.raises(ValueError, match=message):
+        methods.create(name, **settings)

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core import HareTortoise, check_momentum
-from .base import Method, register
+from .base import Method, check_one_schedule, register
 
 
 @register
@@ -95,13 +95,7 @@ class HareTortoiseMethod(EMA):
 
     def __post_init__(self):
         super().__post_init__()
-        if (self.reset_every_epochs is None) == (self.reset_every_steps is None):
-            raise ValueError("set exactly one of reset_every_epochs (the paper: 10) and reset_every_steps, "
-                             f"got {self.reset_every_epochs!r} and {self.reset_every_steps!r}")
-        for name in ("reset_every_epochs", "reset_every_steps"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        check_one_schedule(self, "reset_every_epochs", "reset_every_steps")
         if self.first_reset not in ("after_first_epoch", "after_k_epochs"):
             raise ValueError(f"first_reset must be 'after_first_epoch' or 'after_k_epochs', got {self.first_reset!r}")
 

@@ -91,6 +91,16 @@ class Method:
         return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
 
 
+def check_one_schedule(method: Method, first: str, second: str) -> None:
+    """Raise a ValueError unless exactly one of two schedule settings of `method` is set, to an integer >= 1."""
+    values = {name: getattr(method, name) for name in (first, second)}
+    if sum(value is not None for value in values.values()) != 1:
+        raise ValueError(f"set exactly one of {first} and {second}, got {values[first]!r} and {values[second]!r}")
+    for name, value in values.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+
+
 _REGISTRY: dict[str, type[Method]] = {}
 
 

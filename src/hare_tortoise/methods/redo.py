@@ -11,7 +11,7 @@ from torch import nn
 
 from ..metrics import unit_scores
 from ..tracing import ACTIVATIONS, PRODUCERS, Call, outputs_index, source, trace, unit_dim
-from .base import Method, register
+from .base import Method, check_one_schedule, register
 
 _PASSTHROUGH = (nn.Dropout, nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d,
                 nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Flatten, nn.Identity)
@@ -118,13 +118,7 @@ class ReDo(Method):
     def __post_init__(self):
         if not self.tau >= 0:
             raise ValueError(f"tau must be >= 0 (the paper uses 0.0, 0.025, 0.1), got {self.tau!r}")
-        if (self.every_epochs is None) == (self.every_steps is None):
-            raise ValueError("set exactly one of every_epochs and every_steps, "
-                             f"got {self.every_epochs!r} and {self.every_steps!r}")
-        for name in ("every_epochs", "every_steps"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        check_one_schedule(self, "every_epochs", "every_steps")
 
     def attach(self, model: nn.Module) -> None:
         super().attach(model)

@@ -11,27 +11,8 @@ from typing import Literal
 
 from torch import nn
 
-from ..nn import CReLU
-from ..tracing import NORMS, PRODUCERS
+from ..nn.surgery import use_crelu
 from .base import Method, register
-
-
-def _halved(layer: nn.Module) -> nn.Module:
-    """A freshly initialised copy of a Linear/Conv/norm layer with half the output features (channels)."""
-    if isinstance(layer, nn.Linear):
-        return nn.Linear(layer.in_features, layer.out_features // 2, bias=layer.bias is not None)
-    if isinstance(layer, (nn.Conv1d, nn.Conv2d)):
-        return type(layer)(layer.in_channels, layer.out_channels // 2, layer.kernel_size, layer.stride, layer.padding,
-                           layer.dilation, layer.groups, layer.bias is not None, layer.padding_mode)
-    if isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d)):
-        return type(layer)(layer.num_features // 2, layer.eps, layer.momentum, layer.affine, layer.track_running_stats)
-    if isinstance(layer, nn.LayerNorm):
-        return nn.LayerNorm(layer.normalized_shape[0] // 2, layer.eps, layer.elementwise_affine)
-    return nn.GroupNorm(layer.num_groups, layer.num_channels // 2, layer.eps, layer.affine)
-
-
-def _width(layer: nn.Module) -> int:
-    return getattr(layer, "out_features", None) or getattr(layer, "out_channels", None)
 
 
 @register
@@ -58,31 +39,9 @@ class CReLUMethod(Method):
             raise ValueError(f"crelu with scope='head' needs a `head` submodule; {type(model).__name__} has none "
                              "(use scope='all', or name the classifier `head`)")
         root = model.head if self.scope == "head" else model
-        replaced = sum(self._rewrite(module) for module in root.modules() if isinstance(module, nn.Sequential))
-        if replaced == 0:
+        if use_crelu(root) == 0:
             raise ValueError(f"crelu found no `Linear/Conv [, norm], ReLU` run inside an nn.Sequential of {type(root).__name__}")
         return model
-
-    @staticmethod
-    def _rewrite(sequence: nn.Sequential) -> int:
-        """Rewrite the runs of one Sequential in place; returns how many ReLUs became CReLUs."""
-        replaced = 0
-        for i, module in enumerate(list(sequence)):
-            if not isinstance(module, nn.ReLU):
-                continue
-            norm = i >= 2 and isinstance(sequence[i - 1], NORMS)
-            producer_index = i - 2 if norm else i - 1
-            if producer_index < 0 or not isinstance(sequence[producer_index], PRODUCERS):
-                continue
-            producer = sequence[producer_index]
-            if _width(producer) % 2:
-                raise ValueError(f"crelu halves the layer before each ReLU; {producer} has an odd width")
-            sequence[producer_index] = _halved(producer)
-            if norm:
-                sequence[i - 1] = _halved(sequence[i - 1])
-            sequence[i] = CReLU(dim=1 if isinstance(producer, (nn.Conv1d, nn.Conv2d)) else -1)
-            replaced += 1
-        return replaced
 
 
 @register

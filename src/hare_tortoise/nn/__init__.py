@@ -1,5 +1,6 @@
-"""Building blocks for plasticity experiments, in plain torch."""
+"""Building blocks and models for plasticity experiments, in plain torch."""
 
-from .layers import CReLU
+from .layers import Classifier, CReLU, norm_layer
+from .models import available, build
 
-__all__ = ["CReLU"]
+__all__ = ["CReLU", "Classifier", "available", "build", "norm_layer"]

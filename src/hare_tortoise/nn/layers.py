@@ -23,3 +23,27 @@ class CReLU(nn.Module):
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
+
+
+def norm_layer(kind: str, features: int, spatial: bool) -> nn.Module:
+    """The normalisation of `features` units: 'batch' (BatchNorm), 'layer' (LayerNorm; GroupNorm(1, C) over a
+    feature map), or 'none'."""
+    if kind == "batch":
+        return nn.BatchNorm2d(features) if spatial else nn.BatchNorm1d(features)
+    if kind == "layer":
+        return nn.GroupNorm(1, features) if spatial else nn.LayerNorm(features)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"norm must be 'batch', 'layer' or 'none', got {kind!r}")
+
+
+class Classifier(nn.Module):
+    """A network split into `backbone` (inputs to features) and `head` (features to logits)."""
+
+    def __init__(self, backbone: nn.Module, head: nn.Module):
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))

@@ -1,0 +1,34 @@
+"""Data: readers of real datasets (held in tensors), task streams (the protocols) and tensor-resident batches."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from .cifar import load_cifar
+from .dataset import DataError, Dataset
+from .idx import load_fashion_mnist
+from .mnist1d import load_mnist1d
+from .tiny_imagenet import load_tiny_imagenet
+
+SOURCES: dict[str, Callable[..., Dataset]] = {
+    "mnist1d": load_mnist1d,
+    "fashion_mnist": load_fashion_mnist,
+    "cifar10": lambda data_dir=None: load_cifar("cifar10", data_dir),
+    "cifar100": lambda data_dir=None: load_cifar("cifar100", data_dir),
+    "tiny_imagenet": load_tiny_imagenet,
+}
+
+
+def available() -> list[str]:
+    """The names of the datasets that `load` reads."""
+    return sorted(SOURCES)
+
+
+def load(name: str, data_dir=None, **options) -> Dataset:
+    """Read dataset `name` (see `available()`), looking in `data_dir`, then $HARE_TORTOISE_DATA, then defaults."""
+    if name not in SOURCES:
+        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(available())}")
+    return SOURCES[name](data_dir=data_dir, **options)
+
+
+__all__ = ["DataError", "Dataset", "available", "load"]

@@ -1,0 +1,54 @@
+"""Tensor-resident batching and augmentation: the whole dataset on the device, batches are index slices."""
+
+from __future__ import annotations
+
+import torch
+
+
+def random_crop(images: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
+    """Each image shifted by a random offset in [-padding, padding] with zero fill: a random crop of the padded
+    image at its original size (torchvision's RandomCrop(size, padding)), for the whole batch at once."""
+    n, c, h, w = images.shape
+    padded = torch.nn.functional.pad(images, (padding,) * 4)
+    dy = torch.randint(0, 2 * padding + 1, (n, 1), generator=generator, device=images.device)
+    dx = torch.randint(0, 2 * padding + 1, (n, 1), generator=generator, device=images.device)
+    rows = (dy + torch.arange(h, device=images.device))[:, None, :, None]
+    cols = (dx + torch.arange(w, device=images.device))[:, None, None, :]
+    batch = torch.arange(n, device=images.device)[:, None, None, None]
+    channel = torch.arange(c, device=images.device)[None, :, None, None]
+    return padded[batch, channel, rows, cols]
+
+
+def random_flip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Each image mirrored left-right with probability 1/2."""
+    flip = torch.rand(len(images), generator=generator, device=images.device) < 0.5
+    return torch.where(flip[:, None, None, None], images.flip(3), images)
+
+
+class Inputs:
+    """Turns stored samples into network inputs: scale uint8 images to [0, 1], augment, normalise, permute."""
+
+    def __init__(self, mean=None, std=None, augment: bool = False, crop_padding: int = 4):
+        self.mean = None if mean is None else torch.tensor(mean).view(1, -1, 1, 1)
+        self.std = None if std is None else torch.tensor(std).view(1, -1, 1, 1)
+        self.augment = augment
+        self.crop_padding = crop_padding
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None,
+                 permutation: torch.Tensor | None = None) -> torch.Tensor:
+        if x.dtype == torch.uint8:
+            x = x.float().div_(255)
+        if self.augment and generator is not None:
+            if x.dim() != 4:
+                raise ValueError("augmentation (random crop and flip) needs images; this dataset has none")
+            x = random_flip(random_crop(x, self.crop_padding, generator), generator)
+        if self.mean is not None:
+            x = (x - self.mean.to(x.device)) / self.std.to(x.device)
+        if permutation is not None:
+            x = x.flatten(1)[:, permutation.to(x.device)].view_as(x)
+        return x
+
+
+def shuffled_batches(count: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """Positions 0..count-1 in a random order, cut into batches of `batch_size` (the last one may be smaller)."""
+    return list(torch.randperm(count, generator=generator, device=generator.device).split(batch_size))

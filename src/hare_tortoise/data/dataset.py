@@ -1,0 +1,61 @@
+"""A classification dataset held in tensors, and where readers look for files."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+
+import torch
+
+
+@dataclasses.dataclass
+class Dataset:
+    """Train and test splits as tensors: images as uint8 (N, C, H, W), other inputs as float32 (N, D)."""
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor  # int64 class indices
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+    mean: tuple[float, ...] | None = None  # per-channel statistics of images scaled to [0, 1], for normalisation
+    std: tuple[float, ...] | None = None
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def is_image(self) -> bool:
+        return self.x_train.dim() == 4
+
+    def to(self, device: torch.device | str) -> "Dataset":
+        """The same dataset with every tensor on `device` (the whole dataset lives there, batches are slices)."""
+        moved = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for key in ("x_train", "y_train", "x_test", "y_test"):
+            moved[key] = moved[key].to(device)
+        return Dataset(**moved)
+
+
+class DataError(Exception):
+    """Missing or corrupt data: the message says which file, where it was looked for and how to get it."""
+
+
+DEFAULT_CACHE = pathlib.Path(os.environ.get("XDG_CACHE_HOME", pathlib.Path.home() / ".cache")) / "hare-tortoise"
+
+
+def search_dirs(data_dir: str | os.PathLike | None, *extra: str | os.PathLike) -> list[pathlib.Path]:
+    """Where to look, in order: `data_dir`, $HARE_TORTOISE_DATA, then `extra` (e.g. a Debian package's folder)."""
+    dirs = [data_dir, os.environ.get("HARE_TORTOISE_DATA"), *extra]
+    return [pathlib.Path(d).expanduser() for d in dirs if d]
+
+
+def find(names: list[str], dirs: list[pathlib.Path], how_to_get: str) -> pathlib.Path:
+    """The first of `names` (files or folders) found in `dirs`; a DataError that says where it looked otherwise."""
+    for directory in dirs:
+        for name in names:
+            if (directory / name).exists():
+                return directory / name
+    looked = ", ".join(str(d) for d in dirs) or "(no folder given)"
+    raise DataError(f"none of {', '.join(names)} found in: {looked}. {how_to_get}")

@@ -1,0 +1,40 @@
+"""The model registry: every network of the experiments, each split into `backbone` and `head`."""
+
+from __future__ import annotations
+
+import inspect
+
+from torch import nn
+
+from .cnn import cnn
+from .mlp import mlp
+from .resnet import resnet18
+from .surgery import use_crelu
+from .vgg import vgg16
+from .vit import vit_tiny
+
+MODELS = {f.__name__: f for f in (mlp, cnn, resnet18, vgg16, vit_tiny)}
+
+
+def available() -> list[str]:
+    return sorted(MODELS)
+
+
+def build(name: str, input_shape, num_classes: int, width: int | None = None, norm: str | None = None,
+          activation: str = "relu") -> nn.Module:
+    """Model `name` for inputs of `input_shape` (without the batch dimension). `width`/`norm` left as None take the
+    model's own default; activation 'crelu' rewrites the ReLUs that follow a layer (see `use_crelu`)."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; available: {', '.join(available())}")
+    if activation not in ("relu", "crelu"):
+        raise ValueError(f"activation must be 'relu' or 'crelu', got {activation!r}")
+    options = {k: v for k, v in (("width", width), ("norm", norm)) if v is not None}
+    model = MODELS[name](tuple(input_shape), num_classes, **options)
+    if activation == "crelu" and use_crelu(model) == 0:
+        raise ValueError(f"{name} has no ReLU that crelu can replace")
+    return model
+
+
+def defaults(name: str) -> dict:
+    """The default keyword settings of model `name`."""
+    return {k: p.default for k, p in inspect.signature(MODELS[name]).parameters.items() if p.default is not p.empty}

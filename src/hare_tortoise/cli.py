@@ -1,0 +1,144 @@
+"""The command line: `hare-tortoise run | list | report | data download`."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import pathlib
+import sys
+
+from . import data, methods, presets
+from .config import Config, ConfigError, apply_overrides
+from .data import streams
+from .data.dataset import DataError
+from .nn import models
+
+EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
+
+
+def resolve(preset_name: str, method: str | None, seed: int | None, data_dir: str | None,
+            overrides: list[str]) -> Config:
+    """Preset, then the chosen method with the preset's settings for it, then seed, data dir and overrides."""
+    preset = presets.get(preset_name)
+    chosen = [o.partition("=")[2] for o in overrides if o.startswith("method=")]
+    method = chosen[-1] if chosen else (method or preset.config.get("method", "base"))
+    if method not in methods.available():
+        raise ConfigError(f"unknown method {method!r}; available: {', '.join(methods.available())}")
+    config = Config(**{**preset.config, "method": method,
+                       "method_settings": dict(preset.method_defaults.get(method, {}))})
+    config = dataclasses.replace(config, **{k: v for k, v in (("seed", seed), ("data_dir", data_dir)) if v is not None})
+    return apply_overrides(config, [o for o in overrides if not o.startswith("method=")]).validate()
+
+
+def cmd_run(args) -> int:
+    from .train import train
+
+    config = resolve(args.preset, args.method, args.seed, args.data_dir, args.overrides)
+    out = pathlib.Path(args.out or f"runs/{args.preset}/{config.method}/seed{config.seed}")
+    if args.resume and not (out / "config.json").exists():
+        raise ConfigError(f"--resume: {out} holds no run to resume; drop --resume to start one")
+    summary = train(config, out, progress=not args.no_progress)
+    final = summary["final"]
+    shadow = f", EMA shadow {final['test_acc_shadow']:.4f}" if "test_acc_shadow" in final else ""
+    print(f"{out}: test accuracy {final['test_acc']:.4f} (hare {final['test_acc_hare']:.4f}{shadow}), "
+          f"train accuracy {final['train_acc']:.4f}, {summary['seconds']} s")
+    return 0
+
+
+def cmd_list(args) -> int:
+    if args.what == "presets":
+        for name in presets.available():
+            preset = presets.get(name)
+            cost = f"{presets.workload(preset):,} training images per run" + (
+                f"; measured {preset.measured}" if preset.measured else "")
+            print(f"{name:30s} {preset.description} [{cost}]")
+    elif args.what == "methods":
+        for name in methods.available():
+            print(f"{name:22s} {methods.describe(name)}")
+    elif args.what == "datasets":
+        print("\n".join(data.available()))
+    elif args.what == "models":
+        for name in models.available():
+            print(f"{name:10s} {models.defaults(name)}")
+    else:
+        print("\n".join(sorted(streams.PROTOCOLS)))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report import report
+
+    out = pathlib.Path(args.out or pathlib.Path(args.dirs[0]) / "report")
+    text, figures = report(args.dirs, out)
+    print(text)
+    print(f"\nwrote {out / 'report.md'} and {len(figures)} plots")
+    return 0
+
+
+def cmd_download(args) -> int:
+    from .data.download import download
+
+    print(f"downloaded and verified {download(args.name, args.data_dir, args.url)}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="hare-tortoise", description="Hare & Tortoise and plasticity experiments.")
+    commands = top.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run (or resume) one experiment", description=(
+        "Run PRESET with a method and seed into a run directory; re-running into the same directory resumes it. "
+        "Overrides are key=value (any config key, see `hare-tortoise list presets`), and method.NAME=VALUE."))
+    run.add_argument("preset", help="a preset name (hare-tortoise list presets)")
+    run.add_argument("--method", help="a method name (hare-tortoise list methods); default base")
+    run.add_argument("--seed", type=int, help="random seed (default 0)")
+    run.add_argument("--out", help="run directory (default runs/PRESET/METHOD/seedN)")
+    run.add_argument("--data-dir", help="where data files are looked for first")
+    run.add_argument("--resume", action="store_true", help="continue the run in --out (error if there is none)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("overrides", nargs="*", metavar="key=value")
+    run.set_defaults(handler=cmd_run)
+
+    listing = commands.add_parser("list", help="list presets, methods, datasets, models or protocols")
+    listing.add_argument("what", nargs="?", default="presets",
+                         choices=["presets", "methods", "datasets", "models", "protocols"])
+    listing.set_defaults(handler=cmd_list)
+
+    rep = commands.add_parser("report", help="tables and plots over run directories")
+    rep.add_argument("dirs", nargs="+", help="run directories, or folders holding them")
+    rep.add_argument("--out", help="where report.md and the plots go (default FIRST_DIR/report)")
+    rep.set_defaults(handler=cmd_report)
+
+    data_cmd = commands.add_parser("data", help="data management").add_subparsers(dest="action", required=True)
+    down = data_cmd.add_parser("download", help="download an archive (CIFAR, Tiny-ImageNet), checksum verified")
+    down.add_argument("name", choices=["cifar10", "cifar100", "tiny_imagenet"])
+    down.add_argument("--data-dir", required=True, help="folder to download into")
+    down.add_argument("--url", help="a mirror to use instead of the official address")
+    down.set_defaults(handler=cmd_download)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    top = parser()
+    args, extra = top.parse_known_args(argv)
+    # key=value overrides may stand anywhere after the preset, also after options such as --method
+    unknown = [e for e in extra if args.command != "run" or "=" not in e or e.startswith("-")]
+    if unknown:
+        top.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if args.command == "run":
+        args.overrides += extra
+    try:
+        return args.handler(args)
+    except (ConfigError, DataError, ValueError, FileNotFoundError) as error:
+        print(f"hare-tortoise: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("hare-tortoise: interrupted; run the same command again to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as error:
+        from .train import TrainingDiverged
+
+        if isinstance(error, TrainingDiverged):
+            print(f"hare-tortoise: error: {error}", file=sys.stderr)
+            return EXIT_DIVERGED
+        raise

@@ -1,0 +1,159 @@
+"""The typed, validated configuration of one run, and `key=value` overrides parsed against it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+
+from . import data, methods
+from .data import streams
+from .nn import models
+
+
+class ConfigError(ValueError):
+    """A configuration value that is unknown, of the wrong type or out of range; the message says what is allowed."""
+
+
+@dataclasses.dataclass
+class Config:
+    """Everything one run needs. Defaults are the paper's CIFAR-10 training settings (PAPER.md section 2)."""
+
+    # data
+    dataset: str = "mnist1d"            # one of `hare-tortoise list datasets`
+    data_dir: str | None = None         # where to look for data files (then $HARE_TORTOISE_DATA, then defaults)
+    train_size: int | None = None       # mnist1d: training samples generated; others: a fixed random training subset
+    test_size: int | None = None        # mnist1d: test samples generated; others: the full test set
+    augment: bool = False               # random crop (4-pixel padding) and horizontal flip, images only
+    # protocol
+    protocol: str = "warm_start"        # cold, warm_start, ash_adams, continual, permuted_inputs, shuffled_labels
+    epochs: int = 100                   # B: the cold-start budget; phases derive theirs from it (PAPER.md section 3)
+    warm_fraction: float = 0.1          # warm_start / ash_adams: share of the training set in phase 1
+    warm_noise: float = 0.5             # warm_start: share of phase-1 labels replaced by a different class
+    chunks: int = 10                    # continual: number of chunks
+    chunk_fraction: float = 0.1         # continual: share of the training set in each new chunk
+    noise_schedule: tuple[float, ...] = streams.PAPER_NOISE_SCHEDULE  # continual: label noise of each chunk
+    memory: str = "accumulate"          # continual: 'accumulate' earlier chunks, or 'replay' a buffer of them
+    replay_size: int = 5000             # continual with replay: earlier samples kept, drawn uniformly
+    tasks: int = 10                     # permuted_inputs / shuffled_labels: number of tasks
+    # model
+    model: str = "resnet18"             # one of `hare-tortoise list models`
+    width: int | None = None            # the model's width (None: its default)
+    norm: str | None = None             # batch, layer or none (None: the model's default)
+    activation: str = "relu"            # relu or crelu
+    # optimisation: AdamW, rebuilt at every phase, linear warm-up then constant learning rate
+    lr: float = 1e-3
+    weight_decay: float = 1e-3
+    batch_size: int = 256
+    grad_clip: float | None = 0.5       # global gradient-norm clip (None: off)
+    warmup_fraction: float = 0.1        # share of each phase's steps with a linear warm-up from 0
+    # method
+    method: str = "base"                # one of `hare-tortoise list methods`
+    method_settings: dict = dataclasses.field(default_factory=dict)  # set as method.NAME=VALUE
+    ema_shadow: float | None = None     # momentum of an evaluation-only EMA of the trained network (never fed back)
+    # evaluation
+    eval_every: int = 1                 # evaluate every this many epochs (and always at the last epoch of a phase)
+    probe_size: int = 512               # training samples on which plasticity metrics are measured at phase ends
+    # execution
+    seed: int = 0
+    device: str = "auto"                # auto (cuda if available), cpu, cuda, cuda:N
+    compile: bool = False               # torch.compile the model (pays off on GPUs, rarely on CPU)
+
+    def validate(self) -> "Config":
+        """Check every value; raise ConfigError naming the first bad one and what is allowed."""
+        choices = {"dataset": data.available(), "protocol": sorted(streams.PROTOCOLS), "model": models.available(),
+                   "method": methods.available(), "memory": ["accumulate", "replay"], "activation": ["relu", "crelu"],
+                   "norm": [None, "batch", "layer", "none"]}
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise ConfigError(f"{key}={getattr(self, key)!r} is not one of: {', '.join(map(str, allowed))}")
+        positive = ["epochs", "chunks", "tasks", "batch_size", "eval_every", "probe_size", "lr", "replay_size"]
+        for key in positive + ["train_size", "test_size", "width"]:
+            value = getattr(self, key)
+            if value is not None and not value > 0:
+                raise ConfigError(f"{key} must be > 0, got {value!r}")
+        for key in ("warm_fraction", "chunk_fraction"):
+            if not 0 < getattr(self, key) <= 1:
+                raise ConfigError(f"{key} must be in (0, 1], got {getattr(self, key)!r}")
+        for key in ("warm_noise", "warmup_fraction"):
+            if not 0 <= getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be in [0, 1), got {getattr(self, key)!r}")
+        if any(not 0 <= r < 1 for r in self.noise_schedule) or len(self.noise_schedule) != self.chunks:
+            raise ConfigError(f"noise_schedule needs {self.chunks} values (one per chunk) in [0, 1), got "
+                              f"{self.noise_schedule!r}")
+        if self.weight_decay < 0 or (self.grad_clip is not None and self.grad_clip <= 0):
+            raise ConfigError("weight_decay must be >= 0 and grad_clip > 0 (or none)")
+        if self.ema_shadow is not None and not 0 <= self.ema_shadow < 1:
+            raise ConfigError(f"ema_shadow must be a momentum in [0, 1) or none, got {self.ema_shadow!r}")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        try:
+            methods.create(self.method, **self.method_settings)
+        except (ValueError, TypeError) as error:
+            raise ConfigError(str(error)) from None
+        return self
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Config":
+        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ConfigError(f"unknown config keys {', '.join(sorted(unknown))}")
+        values = dict(values)
+        if "noise_schedule" in values:
+            values["noise_schedule"] = tuple(values["noise_schedule"])
+        return cls(**values)
+
+
+def _parse(text: str, annotation, key: str):
+    """`text` as a value of type `annotation` (bool, int, float, str, tuples of floats, optionals of those)."""
+    args = typing.get_args(annotation)
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        if text.lower() in ("none", "null") and type(None) in args:
+            return None
+        return _parse(text, next(a for a in args if a is not type(None)), key)
+    if typing.get_origin(annotation) is typing.Literal:
+        if text not in args:
+            raise ConfigError(f"{key} must be one of {', '.join(map(str, args))}, got {text!r}")
+        return text
+    if typing.get_origin(annotation) is tuple:
+        return tuple(_parse(part, args[0], key) for part in text.split(",") if part)
+    if annotation is bool:
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{key} must be true or false, got {text!r}")
+    if annotation in (int, float):
+        try:
+            return annotation(text)
+        except ValueError:
+            raise ConfigError(f"{key} must be {'an integer' if annotation is int else 'a number'}, got {text!r}") from None
+    return text
+
+
+def apply_overrides(config: Config, overrides: list[str]) -> Config:
+    """A copy of `config` with `key=value` overrides applied; `method.NAME=VALUE` sets a method setting."""
+    fields = typing.get_type_hints(Config)
+    fields.pop("method_settings")
+    changes, method_settings = {}, dict(config.method_settings)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise ConfigError(f"override {item!r} is not of the form key=value")
+        if key.startswith("method."):
+            name = key[len("method."):]
+            method_class = methods.get(changes.get("method", config.method))
+            method_fields = {f.name: typing.get_type_hints(method_class)[f.name] for f in dataclasses.fields(method_class)}
+            if name not in method_fields:
+                raise ConfigError(f"method {changes.get('method', config.method)!r} has no setting {name!r}; its "
+                                  f"settings: {', '.join(sorted(method_fields)) or 'none'}")
+            method_settings[name] = _parse(text, method_fields[name], key)
+        elif key in fields:
+            changes[key] = _parse(text, fields[key], key)
+        else:
+            raise ConfigError(f"unknown key {key!r}; valid keys: {', '.join(sorted(fields))}, method.<setting>")
+    return dataclasses.replace(config, **changes, method_settings=method_settings)

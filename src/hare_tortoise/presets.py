@@ -1,0 +1,121 @@
+"""Named experiment settings: the paper's (CIFAR-10, CIFAR-100, Tiny-ImageNet) and ones this machine can run.
+
+H&T's momentum and reset interval are counted in optimizer steps, so on smaller data they must be rescaled.
+On CIFAR-10 phase 2 the paper resets every 10 epochs x 196 steps = 1,960 steps with an EMA time constant
+1 / (1 - 0.999) = 1,000 steps: a ratio of 0.51. The small presets keep that ratio (`ema_momentum_for`); copying
+m = 0.999 onto a 63-steps-per-epoch dataset would leave the Tortoise far behind the Hare.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+PAPER_EMA_STEPS = 1 / (1 - 0.999)   # 1,000 steps
+PAPER_RESET_STEPS = 10 * 196        # 10 epochs of CIFAR-10 (50,000 / 256 steps)
+
+
+def ema_momentum_for(reset_steps: int) -> float:
+    """The momentum whose time constant keeps the paper's ratio to a reset interval of `reset_steps` steps."""
+    return 1 - 1 / (PAPER_EMA_STEPS / PAPER_RESET_STEPS * reset_steps)
+
+
+@dataclasses.dataclass
+class Preset:
+    name: str
+    description: str
+    config: dict                                                    # Config fields
+    method_defaults: dict[str, dict] = dataclasses.field(default_factory=dict)  # settings for a chosen method
+    measured: str = ""  # wall time of one run as measured on this project's 2-core CPU machine, with the date
+
+
+def _averaging(momentum: float, reset_every_epochs: int | None = None) -> dict[str, dict]:
+    """The same momentum for every method built on an EMA; H&T also gets its reset interval."""
+    settings = {"ema": {"momentum": momentum}, "self_distill": {"momentum": momentum},
+                "hare_tortoise": {"momentum": momentum}}
+    if reset_every_epochs is not None:
+        settings["hare_tortoise"]["reset_every_epochs"] = reset_every_epochs
+    return settings
+
+
+PAPER_SETTINGS = {  # PAPER.md section 2
+    "cifar10": ({"dataset": "cifar10", "model": "resnet18", "lr": 1e-3, "weight_decay": 1e-3}, "ResNet-18"),
+    "cifar100": ({"dataset": "cifar100", "model": "vit_tiny", "lr": 3e-3, "weight_decay": 0.05}, "ViT-Tiny"),
+    "tiny_imagenet": ({"dataset": "tiny_imagenet", "model": "vgg16", "lr": 1e-3, "weight_decay": 1e-3}, "VGG-16"),
+}
+TRAIN_SAMPLES = {"cifar10": 50_000, "cifar100": 50_000, "tiny_imagenet": 100_000, "fashion_mnist": 60_000,
+                 "mnist1d": 4000}
+PAPER_PROTOCOLS = {
+    "cold": ({"protocol": "cold"}, "cold start on the full clean set, 100 epochs"),
+    "warm": ({"protocol": "warm_start"}, "warm start: 10% with 50% noise for 1000 epochs, then 100% for 111"),
+    "warm-aug": ({"protocol": "warm_start", "augment": True}, "warm start with crop+flip augmentation"),
+    "continual": ({"protocol": "continual", "augment": True}, "continual: 10 chunks, accumulating, paper noise schedule"),
+    "continual-replay": ({"protocol": "continual", "augment": True, "memory": "replay", "replay_size": 5000},
+                         "continual with a 5,000-sample replay buffer"),
+}
+
+PRESETS: dict[str, Preset] = {}
+for dataset, (settings, model) in PAPER_SETTINGS.items():
+    for suffix, (protocol, what) in PAPER_PROTOCOLS.items():
+        name = f"{dataset}-{suffix}"
+        PRESETS[name] = Preset(name, f"paper scale: {dataset} / {model}, {what}",
+                               {**settings, **protocol, "epochs": 100, "batch_size": 256},
+                               _averaging(0.999, 10))
+
+# (a) MNIST-1D, 16,000 / 10,000 samples: 63 steps per epoch in phase 2; a reset every 5 epochs = 315 steps gives
+# ema_momentum_for(315) = 0.9938, rounded to 0.995 (time constant 200 steps).
+MNIST1D = {"dataset": "mnist1d", "train_size": 16000, "test_size": 10000, "model": "mlp", "width": 256,
+           "norm": "batch", "lr": 1e-3, "weight_decay": 1e-3, "batch_size": 256, "epochs": 50, "eval_every": 5}
+# (b) Fashion-MNIST, a fixed 10,000-image subset: 40 steps per epoch; a reset every 2 epochs = 80 steps gives
+# ema_momentum_for(80) = 0.9755, rounded to 0.975.
+FASHION = {"dataset": "fashion_mnist", "train_size": 10000, "model": "cnn", "width": 16, "norm": "batch",
+           "lr": 1e-3, "weight_decay": 1e-3, "batch_size": 256, "epochs": 20}
+
+for name, config, what, measured in [
+    ("mnist1d-cold", {**MNIST1D, "protocol": "cold", "ema_shadow": 0.995},
+     "cold start, with an evaluation-only EMA shadow", ""),
+    ("mnist1d-warm", {**MNIST1D, "protocol": "warm_start"}, "warm start (500 + 55 epochs)",
+     "34 s (base) to 40 s (hare_tortoise), 2026-11-23"),
+    ("mnist1d-continual", {**MNIST1D, "protocol": "continual", "epochs": 20}, "continual, 10 chunks of 20 epochs", ""),
+]:
+    PRESETS[name] = Preset(name, f"this machine: MNIST-1D / MLP 40-256-256-10, {what}", config, _averaging(0.995, 5),
+                           measured)
+
+for name, config, what in [
+    ("fashion-cold", {**FASHION, "protocol": "cold", "ema_shadow": 0.975}, "cold start, with an evaluation-only EMA shadow"),
+    ("fashion-warm", {**FASHION, "protocol": "warm_start"}, "warm start (200 + 22 epochs)"),
+    ("fashion-warm-aug", {**FASHION, "protocol": "warm_start", "augment": True}, "warm start with augmentation"),
+    ("fashion-continual", {**FASHION, "protocol": "continual", "augment": True, "epochs": 10},
+     "continual, 10 chunks of 10 epochs"),
+]:
+    PRESETS[name] = Preset(name, f"this machine: Fashion-MNIST (10,000 images) / CNN 16-16-32-32-fc128, {what}",
+                           config, _averaging(0.975, 2))
+
+PRESETS["smoke"] = Preset(
+    "smoke", "seconds: tiny MNIST-1D warm start for the tests",
+    {"dataset": "mnist1d", "train_size": 200, "test_size": 100, "model": "mlp", "width": 32, "protocol": "warm_start",
+     "epochs": 2, "batch_size": 32, "probe_size": 64, "lr": 1e-2},
+    _averaging(0.9, 2))
+
+
+def available() -> list[str]:
+    return sorted(PRESETS)
+
+
+def get(name: str) -> Preset:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; available: {', '.join(available())}")
+    return PRESETS[name]
+
+
+def workload(preset: Preset) -> int:
+    """Training images one run of `preset` processes (samples x epochs over its phases), from its own protocol."""
+    import torch
+
+    from .config import Config
+    from .data import streams
+
+    config = Config(**preset.config)
+    samples = config.train_size or TRAIN_SAMPLES[config.dataset]
+    settings = {k: getattr(config, k) for name in streams.PROTOCOLS for k in streams.options(name)}
+    phases = streams.build(config.protocol, torch.zeros(samples, dtype=torch.long), 10, 1, config.epochs, 0, **settings)
+    return sum(len(phase.indices) * phase.epochs for phase in phases)

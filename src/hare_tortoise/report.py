@@ -1,0 +1,152 @@
+"""Reports over run directories: a Markdown table of final accuracies per setting and method, and plots."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import pathlib
+import statistics
+
+from .runs import RunStore
+
+
+@dataclasses.dataclass
+class Run:
+    path: pathlib.Path
+    config: dict
+    rows: list[dict]
+    finished: bool
+
+    @property
+    def setting(self) -> str:
+        c = self.config
+        extra = ("+aug" if c["augment"] else "") + (f"+{c['memory']}" if c["protocol"] == "continual" else "")
+        return f"{c['dataset']}/{c['model']}/{c['protocol']}{extra}"
+
+    @property
+    def label(self) -> str:
+        method = self.config["method"]
+        if self.config["protocol"] == "cold":
+            return "cold" if method == "base" else f"cold+{method}"
+        return "warm" if method == "base" and self.config["protocol"] == "warm_start" else method
+
+
+def load_runs(directories: list[str | pathlib.Path]) -> list[Run]:
+    """Every run directory (one holding config.json) under `directories`."""
+    runs = []
+    for directory in directories:
+        root = pathlib.Path(directory)
+        if not root.exists():
+            raise FileNotFoundError(f"{root} does not exist; give the run directories (or their parents) to report")
+        for config_path in sorted(root.rglob("config.json")):
+            store = RunStore(config_path.parent)
+            runs.append(Run(store.dir, json.loads(config_path.read_text()), store.rows(), store.summary() is not None))
+    if not runs:
+        raise FileNotFoundError(f"no run directories (with config.json) under {', '.join(map(str, directories))}")
+    return runs
+
+
+def _mean_spread(values: list[float]) -> str:
+    if not values:
+        return "-"
+    mean = statistics.fmean(values)
+    if len(values) == 1:
+        return f"{100 * mean:.2f}"
+    return f"{100 * mean:.2f} ± {100 * statistics.stdev(values):.2f}"
+
+
+def table(runs: list[Run]) -> str:
+    """Markdown: per setting and method, final test accuracy (mean ± std over seeds, in %) of the reported network,
+    of the trained network (hare), the EMA shadow where kept, and the final train accuracy."""
+    groups: dict[tuple[str, str], list[Run]] = {}
+    for run in runs:
+        groups.setdefault((run.setting, run.label), []).append(run)
+    lines = ["| setting | method | test acc | hare test acc | train acc | seeds |", "|---|---|---|---|---|---|"]
+    for (setting, label), members in sorted(groups.items()):
+        finals = [r.rows[-1] for r in members if r.finished and r.rows]
+        unfinished = len(members) - len(finals)
+        seeds = f"{len(finals)}" + (f" (+{unfinished} unfinished)" if unfinished else "")
+        column = lambda key: _mean_spread([f[key] for f in finals if key in f])  # noqa: E731
+        lines.append(f"| {setting} | {label} | {column('test_acc')} | {column('test_acc_hare')} | "
+                     f"{column('train_acc')} | {seeds} |")
+        if any("test_acc_shadow" in f for f in finals):
+            lines.append(f"| {setting} | {label} EMA (shadow) | {column('test_acc_shadow')} | - | - | {seeds} |")
+    return "\n".join(lines)
+
+
+def _curves(members: list[Run], key: str) -> tuple[list[int], list[float]]:
+    """Epoch index (over all phases) and the mean of `key` over the runs at the epochs where all have it."""
+    by_epoch: dict[int, list[float]] = {}
+    for run in members:
+        for index, row in enumerate(run.rows):
+            if key in row and math.isfinite(row[key]):
+                by_epoch.setdefault(index + 1, []).append(row[key])
+    epochs = sorted(e for e, v in by_epoch.items() if len(v) == len(members))
+    return epochs, [statistics.fmean(by_epoch[e]) for e in epochs]
+
+
+def plots(runs: list[Run], out: pathlib.Path) -> list[pathlib.Path]:
+    """Per setting: test accuracy of the reported network (solid) and the hare (dotted) over epochs with phase
+    boundaries marked; and train against test accuracy. PNG files in `out`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    settings = sorted({r.setting for r in runs})
+    for setting in settings:
+        members = [r for r in runs if r.setting == setting]
+        labels = sorted({r.label for r in members})
+        name = setting.replace("/", "_")
+        figure, axis = plt.subplots(figsize=(8, 4.5))
+        for colour, label in enumerate(labels):
+            group = [r for r in members if r.label == label]
+            epochs, values = _curves(group, "test_acc")
+            axis.plot(epochs, values, color=f"C{colour}", label=label)
+            epochs, values = _curves(group, "test_acc_hare")
+            if group[0].config["method"] in ("hare_tortoise", "ema"):
+                axis.plot(epochs, values, color=f"C{colour}", linestyle=":", label=f"{label} (hare)")
+            epochs, values = _curves(group, "test_acc_shadow")
+            if values:
+                axis.plot(epochs, values, color=f"C{colour}", linestyle="--", label=f"{label} EMA (shadow)")
+        boundaries = [i + 1 for i, row in enumerate(max(members, key=lambda r: len(r.rows)).rows) if row.get("phase_end")]
+        for boundary in boundaries[:-1]:
+            axis.axvline(boundary, color="grey", linewidth=0.8, linestyle="--")
+        axis.set(xlabel="epoch (all phases)", ylabel="test accuracy", title=f"{setting}: test accuracy")
+        axis.legend(fontsize=8)
+        figure.tight_layout()
+        path = out / f"{name}-test.png"
+        figure.savefig(path, dpi=110)
+        plt.close(figure)
+        written.append(path)
+
+        figure, axis = plt.subplots(figsize=(8, 4.5))
+        for colour, label in enumerate(labels):
+            group = [r for r in members if r.label == label]
+            axis.plot(*_curves(group, "train_acc"), color=f"C{colour}", linestyle="--", label=f"{label} train")
+            axis.plot(*_curves(group, "test_acc_hare"), color=f"C{colour}", label=f"{label} test (hare)")
+        for boundary in boundaries[:-1]:
+            axis.axvline(boundary, color="grey", linewidth=0.8, linestyle="--")
+        axis.set(xlabel="epoch (all phases)", ylabel="accuracy", title=f"{setting}: train vs test accuracy")
+        axis.legend(fontsize=8)
+        figure.tight_layout()
+        path = out / f"{name}-train-vs-test.png"
+        figure.savefig(path, dpi=110)
+        plt.close(figure)
+        written.append(path)
+    return written
+
+
+def report(directories: list[str | pathlib.Path], out: str | pathlib.Path) -> tuple[str, list[pathlib.Path]]:
+    """Write `report.md` (the table and links to the plots) and the plots into `out`; returns the table and plots."""
+    runs = load_runs(directories)
+    out = pathlib.Path(out)
+    text = table(runs)
+    figures = plots(runs, out)
+    body = ["# Report", "", "Final test accuracy in %, mean ± standard deviation over seeds.", "", text, ""]
+    body += [f"![{p.stem}]({p.name})" for p in figures]
+    (out / "report.md").write_text("\n".join(body) + "\n")
+    return text, figures

@@ -1,0 +1,92 @@
+"""A run directory: its resolved config, its metrics as JSON lines, and an atomically written checkpoint.
+
+    config.json      the resolved Config
+    metrics.jsonl    one JSON object per epoch, flushed as written
+    checkpoint.pt    everything needed to continue after the last completed epoch (weights_only-loadable)
+    summary.json     written last: the run is finished
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+
+import torch
+
+from .config import Config, ConfigError
+
+
+def atomic_write(path: pathlib.Path, write) -> None:
+    """Call `write(file)` on a temporary file beside `path`, then rename it over `path`.
+
+    A reader, or a run killed at any moment, sees the old file or the new one, never a partial one. (No fsync:
+    it would cost more than a small epoch, and a killed process loses nothing that was written.)
+    """
+    partial = path.with_name(path.name + ".tmp")
+    with open(partial, "wb") as file:
+        write(file)
+    os.replace(partial, path)
+
+
+class RunStore:
+    """The files of one run, in `directory`."""
+
+    def __init__(self, directory: str | os.PathLike):
+        self.dir = pathlib.Path(directory)
+        self.config_path = self.dir / "config.json"
+        self.metrics_path = self.dir / "metrics.jsonl"
+        self.checkpoint_path = self.dir / "checkpoint.pt"
+        self.summary_path = self.dir / "summary.json"
+
+    def start(self, config: Config) -> None:
+        """Create the directory and write `config`; an existing run there must have the same config."""
+        if self.config_path.exists():
+            existing = json.loads(self.config_path.read_text())
+            ours = json.loads(config.to_json())
+            if existing != ours:
+                changed = sorted(k for k in ours if existing.get(k) != ours[k])
+                raise ConfigError(f"{self.dir} holds a run with a different config (differs in: {', '.join(changed)}); "
+                                  "resume it with the same settings, or choose another --out")
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.config_path, lambda f: f.write(config.to_json().encode()))
+
+    def config(self) -> Config:
+        return Config.from_dict(json.loads(self.config_path.read_text()))
+
+    def append(self, row: dict) -> None:
+        """Add one metrics row and flush it to disk."""
+        with open(self.metrics_path, "a") as file:
+            file.write(json.dumps(row) + "\n")
+
+    def rows(self) -> list[dict]:
+        """All complete metrics rows (a line cut short by a kill is ignored)."""
+        if not self.metrics_path.exists():
+            return []
+        rows = []
+        for line in self.metrics_path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+        return rows
+
+    def keep_rows_until(self, phase: int, epoch: int) -> None:
+        """Drop the rows written after the checkpoint of (phase, epoch), so a resumed run repeats none."""
+        kept = [r for r in self.rows() if (r["phase"], r["epoch"]) <= (phase, epoch)]
+        atomic_write(self.metrics_path, lambda f: f.write("".join(json.dumps(r) + "\n" for r in kept).encode()))
+
+    def save_checkpoint(self, state: dict) -> None:
+        atomic_write(self.checkpoint_path, lambda f: torch.save(state, f))
+
+    def load_checkpoint(self) -> dict | None:
+        if not self.checkpoint_path.exists():
+            return None
+        return torch.load(self.checkpoint_path, weights_only=True, map_location="cpu")
+
+    def finish(self, summary: dict) -> None:
+        atomic_write(self.summary_path, lambda f: f.write(json.dumps(summary, indent=2).encode()))
+
+    def summary(self) -> dict | None:
+        return json.loads(self.summary_path.read_text()) if self.summary_path.exists() else None

@@ -1,0 +1,259 @@
+"""The one supervised training loop: phases x epochs x batches, calling the method's hooks; resumable.
+
+Per phase a fresh AdamW (betas 0.9/0.999, eps 1e-8) with a linear warm-up over the first `warmup_fraction` of the
+phase's steps, then a constant learning rate, and global gradient-norm clipping (PAPER.md section 2). After each
+epoch: the method's epoch hook, then evaluation of the trained network and of the network the method reports
+(and of the EMA shadow, if any), then a metrics row and a checkpoint. Losses and accuracies are accumulated on
+the device and read once per epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from . import data, methods
+from .config import Config
+from .core import HareTortoise
+from .data import streams
+from .data.batches import Inputs, shuffled_batches
+from .metrics import plasticity_metrics
+from .nn import models
+from .runs import RunStore
+from .tensors import snapshot
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the run directory keeps everything up to the last checkpoint."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={name} was asked for, but no CUDA device is available; use device=cpu or auto")
+    return device
+
+
+def prepare_dataset(config: Config) -> data.Dataset:
+    """The configured dataset on the CPU, cut to `train_size` / `test_size` by a fixed (seed-independent) subset."""
+    if config.dataset == "mnist1d":
+        sizes = {k: v for k, v in (("train_size", config.train_size), ("test_size", config.test_size)) if v}
+        return data.load("mnist1d", config.data_dir, **sizes)
+    dataset = data.load(config.dataset, config.data_dir)
+    subset = torch.Generator().manual_seed(0)  # the same subset for every seed and method
+    for split, size in (("train", config.train_size), ("test", config.test_size)):
+        x, y = getattr(dataset, f"x_{split}"), getattr(dataset, f"y_{split}")
+        if size is not None and size < len(y):
+            keep = torch.randperm(len(y), generator=subset)[:size]
+            setattr(dataset, f"x_{split}", x[keep])
+            setattr(dataset, f"y_{split}", y[keep])
+    return dataset
+
+
+@torch.no_grad()
+def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, inputs: Inputs, batch_size: int = 4096) -> float:
+    """Top-1 accuracy of `model` in eval mode (its mode is restored afterwards)."""
+    was_training = model.training
+    model.eval()
+    correct = torch.zeros((), dtype=torch.long, device=y.device)
+    with _autocast(y.device):
+        for start in range(0, len(y), batch_size):
+            logits = model(inputs(x[start:start + batch_size]))
+            correct += (logits.argmax(1) == y[start:start + batch_size]).sum()
+    model.train(was_training)
+    return correct.item() / len(y)
+
+
+def _autocast(device: torch.device):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def _epoch_seed(seed: int, phase: int, epoch: int) -> int:
+    return (seed * 1_000_003 + phase * 10_007 + epoch) % (2**63)
+
+
+class Trainer:
+    """Trains one run of `config` into `store`; `dataset` replaces the configured one (a user's own tensors)."""
+
+    def __init__(self, config: Config, store: RunStore, dataset: data.Dataset | None = None, progress: bool = True):
+        self.config = config.validate()
+        self.store = store
+        self.progress = progress
+        self.device = resolve_device(config.device)
+        dataset = dataset if dataset is not None else prepare_dataset(config)
+        settings = {k: getattr(config, k) for name in streams.PROTOCOLS for k in streams.options(name)}
+        self.phases = streams.build(config.protocol, dataset.y_train, dataset.num_classes,
+                                    math.prod(dataset.input_shape), config.epochs, config.seed, **settings)
+        self.data = dataset.to(self.device)
+        self.inputs = Inputs(dataset.mean, dataset.std, augment=config.augment)
+        self.eval_inputs = Inputs(dataset.mean, dataset.std)
+
+        torch.manual_seed(config.seed)
+        self.method = methods.create(config.method, **config.method_settings)
+        model = models.build(config.model, dataset.input_shape, dataset.num_classes, config.width, config.norm,
+                             config.activation)
+        self.model = self.method.prepare_model(model).to(self.device)
+        if self.device.type == "cuda" and self.data.is_image:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.initial = snapshot(self.model)
+        self.method.attach(self.model)
+        self.shadow = HareTortoise(self.model, config.ema_shadow) if config.ema_shadow is not None else None
+        self.forward = torch.compile(self.model) if config.compile else self.model
+        self.step = 0
+        self.elapsed = 0.0
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        # foreach: one fused update over all tensors (torch picks it by itself only on CUDA)
+        settings = {"lr": self.config.lr, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": self.config.weight_decay,
+                    "foreach": True}
+        return torch.optim.AdamW(self.model.parameters(), **{**settings, **self.method.optimizer_overrides()})
+
+    def _checkpoint(self, phase: int, epoch: int, optimizer) -> None:
+        self.store.save_checkpoint({
+            "position": {"phase": phase, "epoch": epoch}, "step": self.step, "elapsed": self.elapsed,
+            "model": self.model.state_dict(), "optimizer": optimizer.state_dict(),
+            "method": self.method.state_dict(), "shadow": self.shadow.state_dict() if self.shadow else None,
+            "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+        })
+
+    def _restore(self) -> tuple[tuple[int, int], dict | None]:
+        """Load the last checkpoint, if any: returns the (phase, epoch) to continue from and the optimizer state."""
+        state = self.store.load_checkpoint()
+        if state is None:
+            self.store.metrics_path.unlink(missing_ok=True)  # rows of a run killed before its first checkpoint
+            return (0, 0), None
+        self.model.load_state_dict(state["model"])
+        self.method.load_state_dict(state["method"])
+        if self.shadow:
+            self.shadow.load_state_dict(state["shadow"])
+        torch.set_rng_state(state["rng"])
+        if state["cuda_rng"]:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
+        phase, epoch = state["position"]["phase"], state["position"]["epoch"]
+        self.store.keep_rows_until(phase, epoch)
+        if epoch + 1 < self.phases[phase].epochs:
+            return (phase, epoch + 1), state["optimizer"]
+        return (phase + 1, 0), None
+
+    def run(self) -> dict:
+        """Train to the end (or continue from the last checkpoint) and return the summary."""
+        (start_phase, start_epoch), optimizer_state = self._restore()
+        total = sum(p.epochs for p in self.phases)
+        done = sum(p.epochs for p in self.phases[:start_phase]) + start_epoch
+        # disable=None: the bar shows on a terminal only, not in logs
+        bar = tqdm(total=total, initial=done, disable=None if self.progress else True, file=sys.stderr, unit="epoch",
+                   dynamic_ncols=True)
+        for index in range(start_phase, len(self.phases)):
+            optimizer = self._optimizer()
+            if optimizer_state is not None:
+                optimizer.load_state_dict(optimizer_state)
+                optimizer_state = None
+            else:
+                self.method.on_phase_start(index, optimizer)
+            first = start_epoch if index == start_phase else 0
+            for epoch in range(first, self.phases[index].epochs):
+                began = time.perf_counter()
+                row = self._epoch(index, epoch, optimizer)
+                self.elapsed += time.perf_counter() - began
+                row["elapsed"] = round(self.elapsed, 3)
+                self.store.append(row)
+                self._checkpoint(index, epoch, optimizer)
+                bar.update(1)
+                bar.set_postfix_str(f"{self.phases[index].name} ep {epoch} loss {row['train_loss']:.3f} "
+                                    f"acc {row['train_acc']:.3f}" + (f" test {row['test_acc']:.3f}" if "test_acc" in row else ""))
+        bar.close()
+        finals = [r for r in self.store.rows() if r.get("phase_end")]
+        summary = {"final": finals[-1], "phases": finals, "seconds": round(self.elapsed, 1)}
+        self.store.finish(summary)
+        return summary
+
+    def _epoch(self, index: int, epoch: int, optimizer) -> dict:
+        phase, config, method = self.phases[index], self.config, self.method
+        generator = torch.Generator(self.device).manual_seed(_epoch_seed(config.seed, index, epoch))
+        indices, labels = phase.indices.to(self.device), phase.labels.to(self.device)
+        permutation = phase.input_permutation
+        batches = shuffled_batches(len(indices), config.batch_size, generator)
+        steps = len(batches) * phase.epochs
+        warmup = max(1, round(config.warmup_fraction * steps)) if config.warmup_fraction > 0 else 0
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), dtype=torch.long, device=self.device)
+        self.model.train()
+        for i, positions in enumerate(batches):
+            x = self.inputs(self.data.x_train[indices[positions]], generator, permutation)
+            if x.dim() == 4 and self.device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            y = labels[positions]
+            t = epoch * len(batches) + i
+            lr = config.lr * min(1.0, (t + 1) / warmup) if warmup else config.lr
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+
+            def closure():
+                optimizer.zero_grad(set_to_none=True)
+                with _autocast(self.device):
+                    logits = self.forward(x)
+                    loss = F.cross_entropy(logits, y)
+                    terms = method.loss_terms(x, logits, y)
+                    total = loss + sum(terms.values()) if terms else loss
+                total.backward()
+                return loss, logits
+
+            loss, logits = closure()
+            method.after_backward(lambda: closure()[0])
+            if config.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip, foreach=True)
+            optimizer.step()
+            method.after_step(optimizer, x)
+            if self.shadow:
+                self.shadow.update()
+            self.step += 1
+            loss_sum += loss.detach() * len(y)
+            correct += (logits.detach().argmax(1) == y).sum()
+        method.on_epoch_end(epoch, optimizer)
+        train_loss = loss_sum.item() / len(indices)
+        if not math.isfinite(train_loss):
+            raise TrainingDiverged(
+                f"the training loss became {train_loss} in phase {index} ({phase.name}), epoch {epoch}; the run stopped. "
+                f"{self.store.dir} keeps its config, metrics and the checkpoint of the last good epoch. Lower lr "
+                "(or enable grad_clip) and start a new run directory.")
+        row = {"phase": index, "phase_name": phase.name, "epoch": epoch, "step": self.step, "lr": lr,
+               "train_loss": train_loss, "train_acc": correct.item() / len(indices)}
+        last = epoch == phase.epochs - 1
+        if last or (epoch + 1) % config.eval_every == 0:
+            row.update(self._evaluate())
+        if last:
+            method.on_phase_end(index, optimizer)
+            row["phase_end"] = True
+            probe = indices[: config.probe_size]
+            measured = plasticity_metrics(self.model, self.eval_inputs(self.data.x_train[probe], None, permutation),
+                                          labels[: config.probe_size], initial=self.initial)
+            row.update({f"metrics/{k}": v for k, v in measured.items()})
+        return row
+
+    def _evaluate(self) -> dict:
+        x, y = self.data.x_test, self.data.y_test
+        hare = accuracy(self.model, x, y, self.eval_inputs)
+        reported = self.method.eval_model()
+        result = {"test_acc_hare": hare, "test_acc": hare if reported is self.model else accuracy(reported, x, y, self.eval_inputs)}
+        if self.shadow:
+            result["test_acc_shadow"] = accuracy(self.shadow.tortoise, x, y, self.eval_inputs)
+        return result
+
+
+def train(config: Config, out, dataset: data.Dataset | None = None, progress: bool = True) -> dict:
+    """Run (or resume) `config` into the run directory `out`; returns the summary. A finished run returns at once."""
+    store = RunStore(out)
+    store.start(config.validate())
+    finished = store.summary()
+    if finished is not None:
+        return finished
+    return Trainer(config, store, dataset, progress).run()

@@ -1,8 +1,18 @@
-"""Tiny models shared by the tests: a backbone/head split, BatchNorm, and ReLUs inside Sequentials."""
+"""Shared by the tests: tiny models (backbone/head split, BatchNorm, ReLUs inside Sequentials) and a data folder.
+
+Generated data (the MNIST-1D cache) goes to one temporary folder per test session, never to the user's cache;
+subprocesses inherit it through $HARE_TORTOISE_DATA.
+"""
+
+import os
+import tempfile
 
 import pytest
 import torch
 from torch import nn
+
+
+os.environ["HARE_TORTOISE_DATA"] = tempfile.mkdtemp(prefix="hare-tortoise-tests-")
 
 
 class TinyMLP(nn.Module):

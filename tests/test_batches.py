@@ -1,0 +1,40 @@
+"""Tensor-resident batches and augmentation: crops are shifted windows, flips are mirrors, normalisation exact."""
+
+import torch
+
+from hare_tortoise.data.batches import Inputs, random_crop, random_flip, shuffled_batches
+
+
+def test_random_crop_is_a_shifted_window_of_the_zero_padded_image():
+    images = torch.rand(64, 3, 8, 8) + 1.0  # never zero, so the zero padding is recognisable
+    out = random_crop(images, 2, torch.Generator().manual_seed(0))
+    padded = torch.nn.functional.pad(images, (2, 2, 2, 2))
+    offsets = set()
+    for i in range(64):
+        matches = [(dy, dx) for dy in range(5) for dx in range(5) if torch.equal(out[i], padded[i, :, dy:dy + 8, dx:dx + 8])]
+        assert len(matches) == 1
+        offsets.add(matches[0])
+    assert len(offsets) > 10  # offsets vary per image
+
+
+def test_random_flip_mirrors_about_half():
+    images = torch.rand(200, 1, 4, 4)
+    out = random_flip(images, torch.Generator().manual_seed(0))
+    same = torch.tensor([torch.equal(o, i) for o, i in zip(out, images)])
+    mirrored = torch.tensor([torch.equal(o, i.flip(2)) for o, i in zip(out, images)])
+    assert (same | mirrored).all() and 70 < mirrored.sum() < 130
+
+
+def test_inputs_scale_normalise_and_permute():
+    x = torch.tensor([[[[0, 255], [51, 102]]]], dtype=torch.uint8)
+    inputs = Inputs(mean=(0.5,), std=(0.25,))
+    expected = (x.float() / 255 - 0.5) / 0.25
+    torch.testing.assert_close(inputs(x), expected)
+    permutation = torch.tensor([3, 2, 1, 0])
+    torch.testing.assert_close(inputs(x, permutation=permutation), expected.flatten(1)[:, permutation].view(1, 1, 2, 2))
+
+
+def test_shuffled_batches_cover_every_position_once():
+    batches = shuffled_batches(10, 4, torch.Generator().manual_seed(0))
+    assert [len(b) for b in batches] == [4, 4, 2]
+    assert sorted(torch.cat(batches).tolist()) == list(range(10))

@@ -1,0 +1,229 @@
+"""Each reader on small files it did not write itself, in the exact formats of the real archives."""
+
+import gzip
+import hashlib
+import io
+import os
+import pickle
+import struct
+import tarfile
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+from hare_tortoise import data
+from hare_tortoise.data import DataError
+from hare_tortoise.data import download as downloads
+from hare_tortoise.data.idx import read_idx
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """An IDX file of unsigned bytes: magic 0x0000 08 ndim, big-endian dimensions, then the data."""
+    return bytes([0, 0, 8, array.ndim]) + b"".join(struct.pack(">I", d) for d in array.shape) + array.tobytes()
+
+
+def write_fashion(folder, n_train=5, n_test=3, gz=True):
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        labels = rng.integers(0, 10, n, dtype=np.uint8)
+        for kind, array in (("images-idx3", images), ("labels-idx1", labels)):
+            raw = idx_bytes(array)
+            name = f"{prefix}-{kind}-ubyte" + (".gz" if gz else "")
+            (folder / name).write_bytes(gzip.compress(raw) if gz else raw)
+        arrays[prefix] = (images, labels)
+    return arrays
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_fashion_mnist_reads_idx_files(tmp_path, gz):
+    arrays = write_fashion(tmp_path, gz=gz)
+    dataset = data.load("fashion_mnist", tmp_path)
+    assert dataset.x_train.shape == (5, 1, 28, 28) and dataset.x_train.dtype == torch.uint8
+    assert torch.equal(dataset.x_train[:, 0], torch.from_numpy(arrays["train"][0]))
+    assert torch.equal(dataset.y_test, torch.from_numpy(arrays["t10k"][1]).long())
+    assert dataset.num_classes == 10 and dataset.mean[0] == pytest.approx(arrays["train"][0].mean() / 255, rel=1e-5)
+
+
+def test_fashion_mnist_errors_name_the_file_and_the_fix(tmp_path):
+    write_fashion(tmp_path)
+    raw = gzip.decompress((tmp_path / "train-images-idx3-ubyte.gz").read_bytes())
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(raw[:-10]))
+    with pytest.raises(DataError, match="train-images-idx3-ubyte.gz is truncated or corrupt.*dataset-fashion-mnist"):
+        data.load("fashion_mnist", tmp_path)
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(b"\x00\x00\x09\x03garbage")
+    with pytest.raises(DataError, match="not an IDX file of unsigned bytes"):
+        data.load("fashion_mnist", tmp_path)
+
+
+def test_missing_files_say_where_they_were_looked_for(tmp_path, monkeypatch):
+    monkeypatch.setattr("hare_tortoise.data.idx.DEBIAN_DIR", str(tmp_path / "debian"))
+    monkeypatch.setenv("HARE_TORTOISE_DATA", str(tmp_path / "env"))
+    with pytest.raises(DataError, match=f"found in: {tmp_path / 'mine'}, {tmp_path / 'env'}, {tmp_path / 'debian'}"):
+        data.load("fashion_mnist", tmp_path / "mine")
+
+
+@pytest.mark.skipif(not os.path.isdir("/usr/share/datasets/fashion-mnist"), reason="Debian's dataset-fashion-mnist")
+def test_the_real_fashion_mnist_of_the_debian_package(monkeypatch):
+    monkeypatch.delenv("HARE_TORTOISE_DATA")
+    dataset = data.load("fashion_mnist")
+    assert dataset.x_train.shape == (60000, 1, 28, 28) and dataset.x_test.shape == (10000, 1, 28, 28)
+    assert torch.equal(dataset.y_train.bincount(), torch.full((10,), 6000))
+
+
+class Python2Pickler(pickle._Pickler):
+    """Writes bytes as Python 2 `str` (BINSTRING opcodes), as the real CIFAR archives hold them."""
+
+    def save_bytes(self, obj):
+        header = pickle.SHORT_BINSTRING + bytes([len(obj)]) if len(obj) < 256 else pickle.BINSTRING + struct.pack("<i", len(obj))
+        self.write(header + obj)
+        self.memoize(obj)
+
+    dispatch = {**pickle._Pickler.dispatch, bytes: save_bytes}
+
+
+def python2_pickle(obj) -> bytes:
+    buffer = io.BytesIO()
+    Python2Pickler(buffer, protocol=2).dump(obj)
+    return buffer.getvalue()
+
+
+def cifar_batch(n, label_key, classes, seed):
+    rng = np.random.default_rng(seed)
+    return {b"batch_label": b"testing batch", label_key: rng.integers(0, classes, n).tolist(),
+            b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), b"filenames": [b"x.png"] * n}
+
+
+def write_cifar(folder, name, extracted=False):
+    """A CIFAR archive of 3 images per batch in the real format: Python 2 pickles of bytes-keyed dicts."""
+    if name == "cifar10":
+        top, members, key, classes = "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"], b"labels", 10
+    else:
+        top, members, key, classes = "cifar-100-python", ["train", "test"], b"fine_labels", 100
+    batches = {m: cifar_batch(3, key, classes, i) for i, m in enumerate(members)}
+    if extracted:
+        (folder / top).mkdir()
+        for member, batch in batches.items():
+            (folder / top / member).write_bytes(python2_pickle(batch))
+    else:
+        archive = "cifar-10-python.tar.gz" if name == "cifar10" else "cifar-100-python.tar.gz"
+        with tarfile.open(folder / archive, "w:gz") as tar:
+            for member, batch in batches.items():
+                raw = python2_pickle(batch)
+                info = tarfile.TarInfo(f"{top}/{member}")
+                info.size = len(raw)
+                tar.addfile(info, io.BytesIO(raw))
+    return batches, members
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100"])
+@pytest.mark.parametrize("extracted", [False, True])
+def test_cifar_reads_the_python_pickle_archives(tmp_path, name, extracted):
+    batches, members = write_cifar(tmp_path, name, extracted)
+    dataset = data.load(name, tmp_path)
+    n_train = 15 if name == "cifar10" else 3
+    assert dataset.x_train.shape == (n_train, 3, 32, 32) and dataset.x_test.shape == (3, 3, 32, 32)
+    first = batches[members[0]][b"data"][0]
+    # row-major planes: the first 1024 bytes are the red channel
+    assert torch.equal(dataset.x_train[0, 0].flatten(), torch.from_numpy(first[:1024]))
+    assert torch.equal(dataset.x_train[0, 2].flatten(), torch.from_numpy(first[2048:]))
+    key = b"labels" if name == "cifar10" else b"fine_labels"
+    assert dataset.y_test.tolist() == batches[members[-1]][key]
+    assert dataset.num_classes == (10 if name == "cifar10" else 100)
+
+
+class Exploit:
+    def __reduce__(self):
+        return (os.system, ("touch exploited",))
+
+
+def test_cifar_refuses_pickles_that_build_anything_else(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cifar-10-batches-py").mkdir()
+    for member in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        (tmp_path / "cifar-10-batches-py" / member).write_bytes(python2_pickle({b"data": Exploit()}))
+    with pytest.raises(DataError, match="not a valid CIFAR batch.*(posix|os).system is not allowed"):
+        data.load("cifar10", tmp_path)
+    assert not (tmp_path / "exploited").exists()
+
+
+def test_cifar_missing_or_incomplete_archive(tmp_path):
+    with pytest.raises(DataError, match="hare-tortoise data download cifar10"):
+        data.load("cifar10", tmp_path)
+    (tmp_path / "cifar-10-python.tar.gz").write_bytes(b"not a tarball")
+    with pytest.raises(DataError, match="not a complete CIFAR archive"):
+        data.load("cifar10", tmp_path)
+
+
+def write_tiny_imagenet(folder, extracted=False):
+    """A 2-class Tiny-ImageNet in the real layout: wnids.txt, train/<wnid>/images/*.JPEG, val annotations."""
+    from PIL import Image
+
+    files = {"tiny-imagenet-200/wnids.txt": b"n01\nn02\n"}
+    colours = {"n01": (250, 0, 0), "n02": (0, 0, 250)}
+    for wnid, colour in colours.items():
+        for i in range(2):
+            buffer = io.BytesIO()
+            Image.new("RGB", (64, 64), colour).save(buffer, "JPEG", quality=95)
+            files[f"tiny-imagenet-200/train/{wnid}/images/{wnid}_{i}.JPEG"] = buffer.getvalue()
+    lines = []
+    for i, wnid in enumerate(["n02", "n01", "n02"]):
+        buffer = io.BytesIO()
+        Image.new("RGB", (64, 64), colours[wnid]).save(buffer, "JPEG", quality=95)
+        files[f"tiny-imagenet-200/val/images/val_{i}.JPEG"] = buffer.getvalue()
+        lines.append(f"val_{i}.JPEG\t{wnid}\t0\t0\t63\t63")
+    files["tiny-imagenet-200/val/val_annotations.txt"] = "\n".join(lines).encode()
+    if extracted:
+        for name, raw in files.items():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_bytes(raw)
+    else:
+        with zipfile.ZipFile(folder / "tiny-imagenet-200.zip", "w") as archive:
+            for name, raw in files.items():
+                archive.writestr(name, raw)
+
+
+@pytest.mark.parametrize("extracted", [False, True])
+def test_tiny_imagenet_reads_zip_or_folder_and_caches(tmp_path, extracted):
+    write_tiny_imagenet(tmp_path, extracted)
+    dataset = data.load("tiny_imagenet", tmp_path)
+    assert dataset.x_train.shape == (4, 3, 64, 64) and dataset.num_classes == 2
+    assert dataset.y_train.tolist() == [0, 0, 1, 1] and dataset.y_test.tolist() == [1, 0, 1]
+    red = dataset.x_train[0].float().mean(dim=(1, 2))
+    assert red[0] > 200 and red[2] < 50  # class n01 is red
+    assert (tmp_path / "tiny-imagenet-200.pt").exists()
+    again = data.load("tiny_imagenet", tmp_path)  # from the decoded cache
+    assert torch.equal(again.x_test, dataset.x_test)
+
+
+def test_mnist1d_is_generated_cached_and_deterministic(tmp_path):
+    first = data.load("mnist1d", tmp_path, train_size=100, test_size=50)
+    assert first.x_train.shape == (100, 40) and first.x_test.shape == (50, 40) and first.num_classes == 10
+    assert (tmp_path / "mnist1d-100-50-seed42.pt").exists()
+    assert torch.equal(data.load("mnist1d", tmp_path, train_size=100, test_size=50).x_train, first.x_train)
+
+
+class FakeResponse(io.BytesIO):
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *args):
+        self.close()
+
+
+def test_download_verifies_the_checksum_and_keeps_nothing_unverified(tmp_path, monkeypatch):
+    payload = b"an archive"
+    monkeypatch.setattr(downloads.urllib.request, "urlopen", lambda url, timeout: FakeResponse(payload))
+    good = hashlib.md5(payload).hexdigest()
+    monkeypatch.setitem(downloads.ARCHIVES, "cifar10", ("http://example.invalid/c.tgz", "cifar-10-python.tar.gz", good))
+    path = downloads.download("cifar10", tmp_path)
+    assert path.read_bytes() == payload
+    monkeypatch.setitem(downloads.ARCHIVES, "cifar100", ("http://example.invalid/c.tgz", "cifar-100-python.tar.gz", "0" * 32))
+    with pytest.raises(DataError, match="not the published 0000"):
+        downloads.download("cifar100", tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cifar-10-python.tar.gz"]
+    with pytest.raises(DataError, match="nothing to download for 'mnist1d'"):
+        downloads.download("mnist1d", tmp_path)

@@ -1,0 +1,135 @@
+"""The training loop: what a run writes, resuming after SIGKILL to identical numbers, divergence, user data."""
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from hare_tortoise import presets
+from hare_tortoise.config import Config
+from hare_tortoise.data import Dataset, streams
+from hare_tortoise.runs import RunStore
+from hare_tortoise.train import Trainer, TrainingDiverged, train
+
+
+def smoke(method="base", **changes) -> Config:
+    preset = presets.get("smoke")
+    config = Config(**preset.config, method=method, method_settings=preset.method_defaults.get(method, {}))
+    return dataclasses.replace(config, **changes)
+
+
+def test_a_run_writes_config_rows_checkpoint_and_summary(tmp_path):
+    config = smoke("hare_tortoise", eval_every=5)
+    summary = train(config, tmp_path, progress=False)
+    store = RunStore(tmp_path)
+    assert store.config() == config
+    rows = store.rows()
+    assert [(r["phase"], r["epoch"]) for r in rows] == [(0, e) for e in range(20)] + [(1, e) for e in range(2)]
+    evaluated = [i for i, r in enumerate(rows) if "test_acc" in r]
+    assert evaluated == [4, 9, 14, 19, 21]  # every 5th epoch of a phase, and the last of each phase
+    phase_ends = [r for r in rows if r.get("phase_end")]
+    assert len(phase_ends) == 2 and all("metrics/effective_rank" in r for r in phase_ends)
+    assert all("test_acc_hare" in r and 0 <= r["test_acc"] <= 1 for r in phase_ends)
+    assert summary["final"] == rows[-1] and store.load_checkpoint()["position"] == {"phase": 1, "epoch": 1}
+    assert rows[-1]["step"] == 20 * 1 + 2 * 7  # 20 samples in 1 batch; 200 samples in 7 batches of 32
+
+
+def test_a_finished_run_is_not_trained_again(tmp_path):
+    first = train(smoke(), tmp_path, progress=False)
+    modified = os.path.getmtime(tmp_path / "metrics.jsonl")
+    assert train(smoke(), tmp_path, progress=False) == first
+    assert os.path.getmtime(tmp_path / "metrics.jsonl") == modified
+
+
+def comparable(rows):
+    return [{k: v for k, v in row.items() if k != "elapsed"} for row in rows]
+
+
+def wait_for_rows(directory, count, process, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the run ended before it could be killed (exit {process.returncode})")
+        if len(RunStore(directory).rows()) >= count:
+            return
+        time.sleep(0.005)
+    pytest.fail("the run made no progress")
+
+
+def test_sigkill_at_any_moment_then_resume_gives_the_uninterrupted_numbers(tmp_path):
+    # 60 warm-start epochs then 6 on the full set: long enough to be killed in each phase
+    settings = ["train_size=2000", "test_size=500", "epochs=6"]
+    config = smoke("hare_tortoise", train_size=2000, test_size=500, epochs=6)
+    reference = train(config, tmp_path / "reference", progress=False)
+    command = [sys.executable, "-m", "hare_tortoise", "run", "smoke", "--method", "hare_tortoise", "--out",
+               str(tmp_path / "killed"), "--no-progress", *settings]
+    for rows_before_kill in (10, 62):  # once in phase 0, once in phase 1
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_rows(tmp_path / "killed", rows_before_kill, process)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        assert RunStore(tmp_path / "killed").summary() is None
+    resumed = train(config, tmp_path / "killed", progress=False)
+    rows, expected = RunStore(tmp_path / "killed").rows(), RunStore(tmp_path / "reference").rows()
+    assert [(r["phase"], r["epoch"]) for r in rows] == [(r["phase"], r["epoch"]) for r in expected]
+    assert comparable(rows) == comparable(expected)
+    assert comparable([resumed["final"]]) == comparable([reference["final"]])
+
+
+def test_resume_exactly_at_a_phase_boundary_applies_the_between_phase_method(tmp_path, monkeypatch):
+    config = smoke("shrink_perturb")
+    reference = train(config, tmp_path / "reference", progress=False)
+    original = Trainer._checkpoint
+
+    def stop_after_phase_0(self, phase, epoch, optimizer):
+        original(self, phase, epoch, optimizer)
+        if (phase, epoch) == (0, 19):
+            raise KeyboardInterrupt  # killed right after the last checkpoint of phase 0
+
+    monkeypatch.setattr(Trainer, "_checkpoint", stop_after_phase_0)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "cut", progress=False)
+    monkeypatch.setattr(Trainer, "_checkpoint", original)
+    resumed = train(config, tmp_path / "cut", progress=False)
+    assert comparable(RunStore(tmp_path / "cut").rows()) == comparable(RunStore(tmp_path / "reference").rows())
+    assert resumed["final"]["test_acc"] == reference["final"]["test_acc"]
+
+
+def test_divergence_stops_with_a_clear_error_and_keeps_what_was_written(tmp_path):
+    torch.manual_seed(0)
+    x, y = torch.randn(200, 8), torch.randint(0, 3, (200,))
+    config = Config(dataset="mnist1d", model="mlp", width=16, protocol="warm_start", epochs=2, batch_size=32,
+                    probe_size=32)
+    warm = streams.build("warm_start", y, 3, 8, 2, config.seed)[0].indices
+    poisoned = next(i for i in range(200) if i not in set(warm.tolist()))
+    x[poisoned] = float("nan")  # only phase 1 (the full set) sees it
+    dataset = Dataset("custom", x, y, x[:50].nan_to_num(), y[:50], num_classes=3)
+    with pytest.raises(TrainingDiverged, match=r"loss became nan in phase 1 \(full\), epoch 0.*keeps its config"):
+        train(config, tmp_path, dataset=dataset, progress=False)
+    store = RunStore(tmp_path)
+    assert len(store.rows()) == 20 and all(r["phase"] == 0 for r in store.rows())
+    assert store.load_checkpoint()["position"] == {"phase": 0, "epoch": 19}
+    assert store.config() == config and store.summary() is None
+
+
+def test_a_users_own_tensors(tmp_path):
+    torch.manual_seed(0)
+    x = torch.randn(300, 5)
+    y = (x[:, 0] > 0).long()  # learnable
+    dataset = Dataset("custom", x[:200], y[:200], x[200:], y[200:], num_classes=2)
+    config = Config(dataset="mnist1d", model="mlp", width=16, protocol="cold", epochs=15, batch_size=50, lr=1e-2)
+    summary = train(config, tmp_path, dataset=dataset, progress=False)
+    assert summary["final"]["test_acc"] > 0.9
+
+
+def test_another_config_in_the_same_directory_is_refused(tmp_path):
+    train(smoke(), tmp_path, progress=False)
+    with pytest.raises(ValueError, match="holds a run with a different config \\(differs in: lr\\)"):
+        train(smoke(lr=0.5), tmp_path, progress=False)
+    assert json.loads((tmp_path / "config.json").read_text())["lr"] == smoke().lr

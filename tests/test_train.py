@@ -118,11 +118,14 @@ def test_divergence_stops_with_a_clear_error_and_keeps_what_was_written(tmp_path
     assert store.config() == config and store.summary() is None
 
 
-def test_a_users_own_tensors(tmp_path):
+def test_a_users_own_numpy_arrays(tmp_path):
     torch.manual_seed(0)
     x = torch.randn(300, 5)
     y = (x[:, 0] > 0).long()  # learnable
-    dataset = Dataset("custom", x[:200], y[:200], x[200:], y[200:], num_classes=2)
+    dataset = Dataset.of(x[:200].numpy(), y[:200].numpy(), x[200:].numpy(), y[200:].numpy())
+    assert dataset.num_classes == 2 and dataset.x_train.dtype == torch.float32
+    with pytest.raises(ValueError, match="differ in length"):
+        Dataset.of(x[:200], y[:100], x[200:], y[200:])
     config = Config(dataset="mnist1d", model="mlp", width=16, protocol="cold", epochs=15, batch_size=50, lr=1e-2)
     summary = train(config, tmp_path, dataset=dataset, progress=False)
     assert summary["final"]["test_acc"] > 0.9

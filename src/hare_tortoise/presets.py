@@ -28,10 +28,11 @@ class Preset:
     measured: str = ""  # wall time of one run as measured on this project's 2-core CPU machine, with the date
 
 
-def _averaging(momentum: float, reset_every_epochs: int | None = None) -> dict[str, dict]:
-    """The same momentum for every method built on an EMA; H&T also gets its reset interval."""
+def _averaging(momentum: float, reset_every_epochs: int | None = None, crelu_scope: str = "head") -> dict[str, dict]:
+    """The same momentum for every method built on an EMA; H&T also gets its reset interval. CReLU acts on the
+    head (as the paper's code) where the head has a hidden layer, and everywhere where it has none (the MLP)."""
     settings = {"ema": {"momentum": momentum}, "self_distill": {"momentum": momentum},
-                "hare_tortoise": {"momentum": momentum}}
+                "hare_tortoise": {"momentum": momentum}, "crelu": {"scope": crelu_scope}}
     if reset_every_epochs is not None:
         settings["hare_tortoise"]["reset_every_epochs"] = reset_every_epochs
     return settings
@@ -77,8 +78,8 @@ for name, config, what, measured in [
      "34 s (base) to 40 s (hare_tortoise), 2026-11-23"),
     ("mnist1d-continual", {**MNIST1D, "protocol": "continual", "epochs": 20}, "continual, 10 chunks of 20 epochs", ""),
 ]:
-    PRESETS[name] = Preset(name, f"this machine: MNIST-1D / MLP 40-256-256-10, {what}", config, _averaging(0.995, 5),
-                           measured)
+    PRESETS[name] = Preset(name, f"this machine: MNIST-1D / MLP 40-256-256-10, {what}", config,
+                           _averaging(0.995, 5, crelu_scope="all"), measured)
 
 for name, config, what in [
     ("fashion-cold", {**FASHION, "protocol": "cold", "ema_shadow": 0.975}, "cold start, with an evaluation-only EMA shadow"),
@@ -94,7 +95,7 @@ PRESETS["smoke"] = Preset(
     "smoke", "seconds: tiny MNIST-1D warm start for the tests",
     {"dataset": "mnist1d", "train_size": 200, "test_size": 100, "model": "mlp", "width": 32, "protocol": "warm_start",
      "epochs": 2, "batch_size": 32, "probe_size": 64, "lr": 1e-2},
-    _averaging(0.9, 2))
+    _averaging(0.9, 2, crelu_scope="all"))
 
 
 def available() -> list[str]:

@@ -22,6 +22,25 @@ class Dataset:
     mean: tuple[float, ...] | None = None  # per-channel statistics of images scaled to [0, 1], for normalisation
     std: tuple[float, ...] | None = None
 
+    @classmethod
+    def of(cls, x_train, y_train, x_test, y_test, num_classes: int | None = None, name: str = "custom",
+           mean=None, std=None) -> "Dataset":
+        """A dataset from a user's own tensors or numpy arrays: images as uint8 (N, C, H, W) (give mean/std per
+        channel of the [0, 1]-scaled pixels) or any float inputs (N, ...) used as they are; integer labels."""
+        x_train, x_test = torch.as_tensor(x_train), torch.as_tensor(x_test)
+        y_train, y_test = torch.as_tensor(y_train).long(), torch.as_tensor(y_test).long()
+        if len(x_train) != len(y_train) or len(x_test) != len(y_test):
+            raise ValueError(f"inputs and labels differ in length: {len(x_train)}/{len(y_train)} train, "
+                             f"{len(x_test)}/{len(y_test)} test")
+        if x_train.shape[1:] != x_test.shape[1:]:
+            raise ValueError(f"train and test inputs differ in shape: {tuple(x_train.shape[1:])} and {tuple(x_test.shape[1:])}")
+        if x_train.dtype != torch.uint8:
+            x_train, x_test = x_train.float(), x_test.float()
+        classes = num_classes or int(max(y_train.max(), y_test.max())) + 1
+        if y_train.min() < 0 or max(y_train.max(), y_test.max()) >= classes:
+            raise ValueError(f"labels must be class indices in [0, {classes})")
+        return cls(name, x_train, y_train, x_test, y_test, classes, mean, std)
+
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])

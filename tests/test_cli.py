@@ -1,0 +1,102 @@
+"""The command line, driven as a user would (Mammoth style): every method on the smoke preset, listings,
+reports, and every kind of bad input exiting non-zero with its message and no traceback."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from hare_tortoise import methods
+from hare_tortoise.cli import main
+from hare_tortoise.runs import RunStore
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    return tmp_path_factory.mktemp("runs")
+
+
+@pytest.mark.parametrize("method", methods.available())
+def test_every_method_runs_through_the_cli(method, runs, capsys):
+    out = runs / method
+    assert main(["run", "smoke", "--method", method, "--out", str(out), "--no-progress"]) == 0
+    assert f"{out}: test accuracy" in capsys.readouterr().out
+    store = RunStore(out)
+    assert store.summary() is not None and len(store.rows()) == 22
+    assert store.config().method == method
+    if method in ("hare_tortoise", "ema"):  # the reported network is the tortoise, not the trained one
+        assert any(r["test_acc"] != r["test_acc_hare"] for r in store.rows() if "test_acc" in r)
+
+
+def test_report_prints_the_table_and_writes_plots(runs, capsys, tmp_path):
+    for method in ("base", "hare_tortoise"):
+        if not (runs / method / "summary.json").exists():
+            main(["run", "smoke", "--method", method, "--out", str(runs / method), "--no-progress"])
+    main(["run", "smoke", "--out", str(runs / "cold"), "--no-progress", "protocol=cold", "ema_shadow=0.9"])
+    capsys.readouterr()
+    assert main(["report", str(runs), "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "| mnist1d/mlp/warm_start | hare_tortoise |" in printed and "| mnist1d/mlp/warm_start | warm |" in printed
+    assert "| mnist1d/mlp/cold | cold EMA (shadow) |" in printed
+    pngs = sorted(tmp_path.glob("*.png"))
+    assert len(pngs) == 4 and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    assert "![mnist1d_mlp_warm_start-test]" in (tmp_path / "report.md").read_text()
+
+
+@pytest.mark.parametrize("what, expected", [("presets", "mnist1d-warm"), ("methods", "hare_tortoise"),
+                                            ("datasets", "tiny_imagenet"), ("models", "vit_tiny"),
+                                            ("protocols", "shuffled_labels")])
+def test_list(what, expected, capsys):
+    assert main(["list", what]) == 0
+    assert expected in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "nope"], "unknown preset 'nope'; available: cifar10-cold"),
+    (["run", "smoke", "--method", "nope"], "unknown method 'nope'; available: base"),
+    (["run", "smoke", "bogus=1"], "unknown key 'bogus'; valid keys"),
+    (["run", "smoke", "epochs=many"], "epochs must be an integer, got 'many'"),
+    (["run", "smoke", "lr=-1"], "lr must be > 0"),
+    (["run", "smoke", "--method", "shrink_perturb", "method.alpha=2"], r"alpha must be in \(0, 1\]"),
+    (["run", "smoke", "dataset=cifar10", "model=resnet18", "data_dir=/nonexistent"],
+     "none of cifar-10-batches-py, cifar-10-python.tar.gz found in: /nonexistent"),
+    (["run", "smoke", "--resume", "--out", "{tmp}/none"], "--resume: .* holds no run to resume"),
+    (["report", "{tmp}/empty"], "does not exist"),
+    (["run", "cifar100-warm", "--method", "crelu", "data_dir={tmp}"], "none of cifar-100-python"),
+])
+def test_bad_input_exits_2_with_a_message_and_no_traceback(argv, message, capsys, tmp_path):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("hare-tortoise: error: ") and "Traceback" not in error
+    assert __import__("re").search(message, error), error
+
+
+def test_divergence_exits_3_and_keeps_the_run_directory(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "smoke", "--out", str(out), "--no-progress", "lr=1e30", "grad_clip=none"]) == 3
+    error = capsys.readouterr().err
+    assert "the training loss became nan" in error and "Traceback" not in error
+    assert (out / "config.json").exists() and (out / "checkpoint.pt").exists()
+
+
+def test_a_different_config_in_an_existing_run_directory(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    assert main(["run", "smoke", "--out", out, "--no-progress"]) == 0
+    before = (tmp_path / "run" / "metrics.jsonl").read_text()
+    assert main(["run", "smoke", "--out", out, "--no-progress", "epochs=3"]) == 2
+    assert "differs in: epochs" in capsys.readouterr().err
+    assert (tmp_path / "run" / "metrics.jsonl").read_text() == before
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["epochs"] == 2
+
+
+def test_the_installed_command_and_python_m():
+    version = subprocess.run([sys.executable, "-m", "hare_tortoise", "list", "methods"], capture_output=True, text=True)
+    assert version.returncode == 0 and "shrink_perturb_noise" in version.stdout
+    script = pathlib.Path(sys.executable).with_name("hare-tortoise")
+    helped = subprocess.run([str(script), "run", "--help"], capture_output=True, text=True)
+    assert helped.returncode == 0 and "method.NAME=VALUE" in helped.stdout
+    bad = subprocess.run([str(script), "data", "download", "imagenet", "--data-dir", "/tmp"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "invalid choice: 'imagenet'" in bad.stderr

@@ -1,0 +1,77 @@
+"""Config overrides are typed and validated; presets resolve; small presets keep the paper's H&T step ratio."""
+
+import dataclasses
+import math
+
+import pytest
+
+from hare_tortoise import methods, presets
+from hare_tortoise.cli import resolve
+from hare_tortoise.config import Config, ConfigError, apply_overrides
+
+
+def test_overrides_are_parsed_by_type():
+    config = apply_overrides(Config(), ["epochs=7", "lr=0.5", "augment=yes", "grad_clip=none", "chunks=2",
+                                        "noise_schedule=0.3,0.1", "method=redo", "method.tau=0.025",
+                                        "method.every_epochs=none", "method.every_steps=100"])
+    assert (config.epochs, config.lr, config.augment, config.grad_clip) == (7, 0.5, True, None)
+    assert config.noise_schedule == (0.3, 0.1)
+    assert config.method_settings == {"tau": 0.025, "every_epochs": None, "every_steps": 100}
+    assert config.validate() is config
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["bogus=1"], "unknown key 'bogus'; valid keys: activation, augment"),
+    (["epochs=ten"], "epochs must be an integer, got 'ten'"),
+    (["augment=maybe"], "augment must be true or false"),
+    (["lr"], "not of the form key=value"),
+    (["method.alpha=0.5"], "method 'base' has no setting 'alpha'; its settings: none"),
+    (["method=hare_tortoise", "method.first_reset=later"], "method.first_reset must be one of after_first_epoch"),
+])
+def test_bad_overrides_say_what_is_allowed(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        apply_overrides(Config(), overrides)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"dataset": "imagenet"}, "dataset='imagenet' is not one of: cifar10, cifar100"),
+    ({"epochs": 0}, "epochs must be > 0"),
+    ({"warm_noise": 1.0}, r"warm_noise must be in \[0, 1\)"),
+    ({"chunks": 3}, "noise_schedule needs 3 values"),
+    ({"device": "tpu"}, "device must be auto, cpu, cuda or cuda:N"),
+    ({"method": "redo", "method_settings": {"tau": -1.0}}, "tau must be >= 0"),
+])
+def test_validation_names_the_range(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        dataclasses.replace(Config(), **changes).validate()
+
+
+def test_json_round_trip():
+    config = apply_overrides(Config(), ["method=hare_tortoise", "method.momentum=0.99", "noise_schedule=" + ",".join(["0.1"] * 10)])
+    assert Config.from_dict(__import__("json").loads(config.to_json())) == config
+
+
+def test_resolve_applies_the_presets_settings_for_the_chosen_method():
+    config = resolve("mnist1d-warm", "hare_tortoise", 3, None, [])
+    assert config.method_settings == {"momentum": 0.995, "reset_every_epochs": 5} and config.seed == 3
+    switched = resolve("mnist1d-warm", "hare_tortoise", None, None, ["method=ema", "method.momentum=0.9"])
+    assert switched.method == "ema" and switched.method_settings == {"momentum": 0.9}
+    assert resolve("cifar10-warm", None, None, None, []).method_settings == {}
+
+
+@pytest.mark.parametrize("name", presets.available())
+def test_every_preset_validates_with_every_method(name):
+    for method in methods.available():
+        assert resolve(name, method, None, None, []).validate()
+
+
+@pytest.mark.parametrize("name", ["mnist1d-warm", "fashion-warm"])
+def test_small_presets_keep_the_papers_ratio_of_ema_time_constant_to_reset_interval(name):
+    preset = presets.get(name)
+    config = Config(**preset.config)
+    steps_per_epoch = math.ceil(config.train_size / config.batch_size)  # phase 2: the full training set
+    settings = preset.method_defaults["hare_tortoise"]
+    derived = presets.ema_momentum_for(settings["reset_every_epochs"] * steps_per_epoch)
+    assert settings["momentum"] == pytest.approx(derived, abs=0.0015)
+    # and the paper's own numbers give back the paper's momentum
+    assert presets.ema_momentum_for(presets.PAPER_RESET_STEPS) == pytest.approx(0.999)

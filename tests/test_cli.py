@@ -64,14 +64,17 @@ def test_list(what, expected, capsys):
      "none of cifar-10-batches-py, cifar-10-python.tar.gz found in: /nonexistent"),
     (["run", "smoke", "--resume", "--out", "{tmp}/none"], "--resume: .* holds no run to resume"),
     (["report", "{tmp}/empty"], "does not exist"),
-    (["run", "cifar100-warm", "--method", "crelu", "data_dir={tmp}"], "none of cifar-100-python"),
+    (["run", "cifar100-warm", "--method", "crelu", "data_dir={tmp}", "--out", "{tmp}/run"], "none of cifar-100-python"),
 ])
 def test_bad_input_exits_2_with_a_message_and_no_traceback(argv, message, capsys, tmp_path):
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    if argv[0] == "run" and "--out" not in argv:
+        argv += ["--out", str(tmp_path / "run")]
     assert main(argv) == 2
     error = capsys.readouterr().err
     assert error.startswith("hare-tortoise: error: ") and "Traceback" not in error
     assert __import__("re").search(message, error), error
+    assert not (tmp_path / "run").exists()  # a run that could not start leaves no directory behind
 
 
 def test_divergence_exits_3_and_keeps_the_run_directory(tmp_path, capsys):

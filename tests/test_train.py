@@ -136,3 +136,5 @@ def test_another_config_in_the_same_directory_is_refused(tmp_path):
     with pytest.raises(ValueError, match="holds a run with a different config \\(differs in: lr\\)"):
         train(smoke(lr=0.5), tmp_path, progress=False)
     assert json.loads((tmp_path / "config.json").read_text())["lr"] == smoke().lr
+    # where the data lives and where the run computes are not part of what it computes
+    assert train(smoke(data_dir=str(tmp_path), device="cpu"), tmp_path, progress=False)["final"]

@@ -86,9 +86,35 @@ def _curves(members: list[Run], key: str) -> tuple[list[int], list[float]]:
     return epochs, [statistics.fmean(by_epoch[e]) for e in epochs]
 
 
+def _cold_references(runs: list[Run], setting_run: Run) -> list[tuple[str, float]]:
+    """Final test accuracies (mean over seeds) of cold-start runs of the same dataset and model, and their shadows."""
+    cold = [r for r in runs if r.finished and r.config["protocol"] == "cold" and r.config["method"] == "base"
+            and r.config["dataset"] == setting_run.config["dataset"] and r.config["model"] == setting_run.config["model"]]
+    references = []
+    for key, label in (("test_acc", "cold (final)"), ("test_acc_shadow", "cold EMA (final)")):
+        values = [r.rows[-1][key] for r in cold if key in r.rows[-1]]
+        if values:
+            references.append((label, statistics.fmean(values)))
+    return references
+
+
+def _test_curves(axis, members: list[Run], labels: list[str], references) -> None:
+    for colour, label in enumerate(labels):
+        group = [r for r in members if r.label == label]
+        axis.plot(*_curves(group, "test_acc"), color=f"C{colour}", label=label)
+        if group[0].config["method"] in ("hare_tortoise", "ema"):
+            axis.plot(*_curves(group, "test_acc_hare"), color=f"C{colour}", linestyle=":", label=f"{label} (hare)")
+        epochs, values = _curves(group, "test_acc_shadow")
+        if values:
+            axis.plot(epochs, values, color=f"C{colour}", linestyle="--", label=f"{label} EMA (shadow)")
+    for style, (label, value) in zip(("-.", (0, (1, 3))), references):
+        axis.axhline(value, color="black", linewidth=0.9, linestyle=style, label=label)
+
+
 def plots(runs: list[Run], out: pathlib.Path) -> list[pathlib.Path]:
-    """Per setting: test accuracy of the reported network (solid) and the hare (dotted) over epochs with phase
-    boundaries marked; and train against test accuracy. PNG files in `out`."""
+    """Per setting: test accuracy of the reported network (solid), the hare (dotted) and any EMA shadow (dashed)
+    over epochs, with phase boundaries and cold-start references, whole run and last phase side by side; and
+    train against test accuracy. PNG files in `out`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -96,27 +122,27 @@ def plots(runs: list[Run], out: pathlib.Path) -> list[pathlib.Path]:
 
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    settings = sorted({r.setting for r in runs})
-    for setting in settings:
+    for setting in sorted({r.setting for r in runs}):
         members = [r for r in runs if r.setting == setting]
         labels = sorted({r.label for r in members})
         name = setting.replace("/", "_")
-        figure, axis = plt.subplots(figsize=(8, 4.5))
-        for colour, label in enumerate(labels):
-            group = [r for r in members if r.label == label]
-            epochs, values = _curves(group, "test_acc")
-            axis.plot(epochs, values, color=f"C{colour}", label=label)
-            epochs, values = _curves(group, "test_acc_hare")
-            if group[0].config["method"] in ("hare_tortoise", "ema"):
-                axis.plot(epochs, values, color=f"C{colour}", linestyle=":", label=f"{label} (hare)")
-            epochs, values = _curves(group, "test_acc_shadow")
-            if values:
-                axis.plot(epochs, values, color=f"C{colour}", linestyle="--", label=f"{label} EMA (shadow)")
-        boundaries = [i + 1 for i, row in enumerate(max(members, key=lambda r: len(r.rows)).rows) if row.get("phase_end")]
-        for boundary in boundaries[:-1]:
-            axis.axvline(boundary, color="grey", linewidth=0.8, linestyle="--")
-        axis.set(xlabel="epoch (all phases)", ylabel="test accuracy", title=f"{setting}: test accuracy")
-        axis.legend(fontsize=8)
+        longest = max(members, key=lambda r: len(r.rows))
+        boundaries = [i + 1 for i, row in enumerate(longest.rows) if row.get("phase_end")]
+        references = [] if longest.config["protocol"] == "cold" else _cold_references(runs, longest)
+
+        figure, (whole, last) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [3, 2]})
+        for axis in (whole, last):
+            _test_curves(axis, members, labels, references)
+            for boundary in boundaries[:-1]:
+                axis.axvline(boundary, color="grey", linewidth=0.8, linestyle="--")
+        whole.set(xlabel="epoch (all phases)", ylabel="test accuracy", title=f"{setting}: test accuracy")
+        start = boundaries[-2] if len(boundaries) > 1 else 0
+        last.set_xlim(start, boundaries[-1] if boundaries else None)
+        finals = [v for label in labels for v in _curves([r for r in members if r.label == label], "test_acc")[1][-1:]]
+        if finals:
+            last.set_ylim(min(finals + [v for _, v in references]) - 0.05, max(finals + [v for _, v in references]) + 0.02)
+        last.set(xlabel="epoch", title="last phase")
+        last.legend(fontsize=7, loc="lower right")
         figure.tight_layout()
         path = out / f"{name}-test.png"
         figure.savefig(path, dpi=110)

@@ -39,18 +39,25 @@ class RunStore:
         self.checkpoint_path = self.dir / "checkpoint.pt"
         self.summary_path = self.dir / "summary.json"
 
-    def start(self, config: Config) -> None:
-        """Create the directory and write `config`; an existing run there must have the same config."""
-        if self.config_path.exists():
-            existing = json.loads(self.config_path.read_text())
-            ours = json.loads(config.to_json())
-            if existing != ours:
-                changed = sorted(k for k in ours if existing.get(k) != ours[k])
-                raise ConfigError(f"{self.dir} holds a run with a different config (differs in: {', '.join(changed)}); "
-                                  "resume it with the same settings, or choose another --out")
+    # Where a run reads its data and runs does not change what it computes: a run may resume elsewhere.
+    PLACE_KEYS = ("data_dir", "device")
+
+    def check(self, config: Config) -> None:
+        """Raise a ConfigError if the directory holds a run of another config."""
+        if not self.config_path.exists():
             return
-        self.dir.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.config_path, lambda f: f.write(config.to_json().encode()))
+        existing, ours = json.loads(self.config_path.read_text()), json.loads(config.to_json())
+        changed = sorted(k for k in ours if k not in self.PLACE_KEYS and existing.get(k) != ours[k])
+        if changed:
+            raise ConfigError(f"{self.dir} holds a run with a different config (differs in: {', '.join(changed)}); "
+                              "resume it with the same settings, or choose another --out")
+
+    def start(self, config: Config) -> None:
+        """Create the directory and write `config`, unless it holds this run already."""
+        self.check(config)
+        if not self.config_path.exists():
+            self.dir.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.config_path, lambda f: f.write(config.to_json().encode()))
 
     def config(self) -> Config:
         return Config.from_dict(json.loads(self.config_path.read_text()))

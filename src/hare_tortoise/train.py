@@ -250,10 +250,15 @@ class Trainer:
 
 
 def train(config: Config, out, dataset: data.Dataset | None = None, progress: bool = True) -> dict:
-    """Run (or resume) `config` into the run directory `out`; returns the summary. A finished run returns at once."""
+    """Run (or resume) `config` into the run directory `out`; returns the summary. A finished run returns at once.
+
+    Nothing is written before the data has loaded, so a bad data path leaves no half-made run directory.
+    """
     store = RunStore(out)
-    store.start(config.validate())
+    store.check(config.validate())
     finished = store.summary()
     if finished is not None:
         return finished
-    return Trainer(config, store, dataset, progress).run()
+    trainer = Trainer(config, store, dataset, progress)
+    store.start(config)
+    return trainer.run()

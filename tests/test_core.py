@@ -184,3 +184,14 @@ def test_cuda_update_and_reset():
     torch.testing.assert_close(ht.tortoise.head[0].bias, model.head[0].bias - 0.9)
     ht.reset_hare()
     assert states_equal(model.state_dict(), ht.tortoise.state_dict())
+
+
+def test_the_core_imports_torch_only():
+    import subprocess
+    import sys
+
+    code = ("import sys, hare_tortoise, hare_tortoise.methods, hare_tortoise.metrics; "
+            "print(sorted(m for m in ('tqdm', 'matplotlib', 'mnist1d', 'PIL', 'hare_tortoise.data', "
+            "'hare_tortoise.train') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -16,7 +16,6 @@ import torch
 from hare_tortoise import data
 from hare_tortoise.data import DataError
 from hare_tortoise.data import download as downloads
-from hare_tortoise.data.idx import read_idx
 
 
 def idx_bytes(array: np.ndarray) -> bytes:

@@ -9,7 +9,7 @@ README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
 
 def test_readme_example_runs_and_trains_the_tortoise():
-    code = re.search(r"## Example\n```python\n(.*?)```", README.read_text(), re.S).group(1)
+    code = re.search(r"## The method in your own training loop\n```python\n(.*?)```", README.read_text(), re.S).group(1)
     namespace = {}
     exec(compile(code, str(README), "exec"), namespace)
     ht, accuracy = namespace["ht"], namespace["accuracy"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pathlib
-
 import torch
 
 from .dataset import DEFAULT_CACHE, Dataset, search_dirs

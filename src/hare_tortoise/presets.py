@@ -69,7 +69,7 @@ MNIST1D = {"dataset": "mnist1d", "train_size": 16000, "test_size": 10000, "model
 # (b) Fashion-MNIST, a fixed 10,000-image subset: 40 steps per epoch; a reset every 2 epochs = 80 steps gives
 # ema_momentum_for(80) = 0.9755, rounded to 0.975.
 FASHION = {"dataset": "fashion_mnist", "train_size": 10000, "model": "cnn", "width": 16, "norm": "batch",
-           "lr": 1e-3, "weight_decay": 1e-3, "batch_size": 256, "epochs": 20}
+           "lr": 1e-3, "weight_decay": 1e-3, "batch_size": 256, "epochs": 20, "eval_every": 5}
 
 for name, config, what, measured in [
     ("mnist1d-cold", {**MNIST1D, "protocol": "cold", "ema_shadow": 0.995},

@@ -1,0 +1,175 @@
+"""DQN with plasticity methods plugged in through the same hooks as the supervised loop.
+
+The online Q-network is the trained network (the Hare). The bootstrap target comes either from a hard-copied
+target network (DQN, Mnih et al. 2015) or from the network the method reports (`method.eval_model()`: the Tortoise
+for `hare_tortoise` and `ema`), which is how H&T enters value-based RL (Lee et al. 2024, section 5.6; BBF and SPR
+already bootstrap from an EMA of the online network). No method is named here.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import random
+import time
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..methods import Method
+from ..nn.layers import Classifier
+from .replay import FrameReplay
+
+
+def minatar_network(in_channels: int, num_actions: int) -> Classifier:
+    """The MinAtar paper's Q-network: conv 16 3x3 stride 1 (no padding), ReLU, flatten (8x8x16 = 1024) as
+    backbone; head dense 128, ReLU, dense |A|."""
+    backbone = nn.Sequential(nn.Conv2d(in_channels, 16, 3), nn.ReLU(), nn.Flatten())
+    return Classifier(backbone, nn.Sequential(nn.Linear(1024, 128), nn.ReLU(), nn.Linear(128, num_actions)))
+
+
+@dataclasses.dataclass
+class DQNConfig:
+    """DQN on MinAtar with the MinAtar paper's settings (kenjyoung/MinAtar examples/dqn.py)."""
+
+    lr: float = 2.5e-4               # centered RMSprop step size
+    rms_alpha: float = 0.95          # squared-gradient momentum
+    rms_eps: float = 0.01            # minimum squared gradient
+    gamma: float = 0.99
+    n_step: int = 1
+    batch_size: int = 32
+    replay_capacity: int = 100_000
+    replay_start: int = 5_000        # steps of uniform random play before the first update
+    target_update: int = 1_000       # updates between hard copies of the target network
+    epsilon_start: float = 1.0
+    epsilon_end: float = 0.1
+    epsilon_decay: int = 100_000     # steps after replay_start over which epsilon decays linearly
+    eval_epsilon: float = 0.001      # epsilon of evaluation episodes (the Atari-100k agents' value)
+    bootstrap_from: Literal["method", "target_network"] = "method"  # "method": the method's reported network where
+    #                                  it is not the online one (the Tortoise for H&T and EMA), else the target network
+    act_with: Literal["online", "method"] = "online"  # which network acts while training
+
+
+def epsilon(config: DQNConfig, step: int) -> float:
+    """1 during the random warm-up, then a linear decay to epsilon_end over epsilon_decay steps."""
+    if step < config.replay_start:
+        return 1.0
+    progress = min(1.0, (step - config.replay_start) / config.epsilon_decay)
+    return config.epsilon_start + progress * (config.epsilon_end - config.epsilon_start)
+
+
+def td_targets(network: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """n-step return + discount * max_a Q(next_obs, a) under `network` (discount is 0 after a terminal)."""
+    with torch.no_grad():
+        return batch["return"] + batch["discount"] * network(batch["next_obs"]).max(1).values
+
+
+def greedy(network: nn.Module, frame: torch.Tensor) -> int:
+    with torch.no_grad():
+        return int(network(frame.float().unsqueeze(0)).argmax(1))
+
+
+def evaluate(env, network: nn.Module, episodes: int, eps: float, rng: random.Random) -> list[float]:
+    """Undiscounted returns of `episodes` epsilon-greedy episodes of `network` (in eval mode)."""
+    was_training = network.training
+    network.eval()
+    returns = []
+    for _ in range(episodes):
+        frame, total, done = env.reset(), 0.0, False
+        while not done:
+            action = rng.randrange(env.num_actions) if rng.random() < eps else greedy(network, frame)
+            frame, reward, terminated, truncated = env.step(action)
+            total += reward
+            done = terminated or truncated
+        returns.append(total)
+    network.train(was_training)
+    return returns
+
+
+class DQN:
+    """A DQN agent whose online network is trained under `method`; `run(steps)` interacts and learns."""
+
+    def __init__(self, env, method: Method, config: DQNConfig = DQNConfig(), seed: int = 0,
+                 network: nn.Module | None = None):
+        torch.manual_seed(seed)
+        self.env, self.method, self.config = env, method, config
+        self.rng = random.Random(seed)
+        self.online = method.prepare_model(network or minatar_network(env.frame_shape[0], env.num_actions))
+        method.attach(self.online)
+        self.optimizer = torch.optim.RMSprop(self.online.parameters(), **{
+            "lr": config.lr, "alpha": config.rms_alpha, "eps": config.rms_eps, "centered": True,
+            **method.optimizer_overrides()})
+        method.on_phase_start(0, self.optimizer)
+        self.target = copy.deepcopy(self.online).requires_grad_(False)
+        self.replay = FrameReplay(config.replay_capacity, env.frame_shape, stack=1, n_step=config.n_step,
+                                  gamma=config.gamma)
+        self.steps = self.updates = 0
+        self.episode_returns: list[float] = []
+        self.update_seconds = 0.0
+        self._frame, self._return = env.reset(), 0.0
+
+    def bootstrap_network(self) -> nn.Module:
+        reported = self.method.eval_model()
+        if self.config.bootstrap_from == "method" and reported is not self.online:
+            return reported
+        return self.target
+
+    def acting_network(self) -> nn.Module:
+        return self.method.eval_model() if self.config.act_with == "method" else self.online
+
+    def act(self) -> None:
+        """One environment step, epsilon-greedy, stored in the replay."""
+        if self.rng.random() < epsilon(self.config, self.steps):
+            action = self.rng.randrange(self.env.num_actions)
+        else:
+            action = greedy(self.acting_network(), self._frame)
+        frame, reward, terminated, truncated = self.env.step(action)
+        self.replay.add(self._frame, action, reward, terminated, truncated)
+        self._return += reward
+        if terminated or truncated:
+            self.episode_returns.append(self._return)
+            frame, self._return = self.env.reset(), 0.0
+        self._frame = frame
+        self.steps += 1
+
+    def update(self) -> float:
+        """One gradient step on a replay batch (Huber loss on the TD error); returns the loss."""
+        began = time.perf_counter()
+        batch = self.replay.sample(self.config.batch_size)
+        batch = {k: (v.squeeze(1).float() if k.endswith("obs") else v) for k, v in batch.items()}
+        targets = td_targets(self.bootstrap_network(), batch)
+
+        def closure():
+            self.optimizer.zero_grad(set_to_none=True)
+            q_values = self.online(batch["obs"])
+            q_taken = q_values.gather(1, batch["action"][:, None]).squeeze(1)
+            loss = F.smooth_l1_loss(q_taken, targets)
+            terms = self.method.loss_terms(batch["obs"], q_values, batch["action"])
+            (loss + sum(terms.values()) if terms else loss).backward()
+            return loss
+
+        loss = closure()
+        self.method.after_backward(closure)
+        self.optimizer.step()
+        self.method.after_step(self.optimizer, batch["obs"])
+        self.updates += 1
+        if self.updates % self.config.target_update == 0:
+            self.target.load_state_dict(self.online.state_dict())
+        self.update_seconds += time.perf_counter() - began
+        return float(loss.detach())
+
+    def run(self, steps: int) -> dict:
+        """Interact for `steps` more steps, updating once per step after the warm-up; returns timing and returns."""
+        began = time.perf_counter()
+        loss = math.nan
+        for _ in range(steps):
+            self.act()
+            if self.steps > self.config.replay_start:
+                loss = self.update()
+        seconds = time.perf_counter() - began
+        return {"steps": self.steps, "updates": self.updates, "loss": loss, "seconds": seconds,
+                "steps_per_second": steps / seconds, "update_share": self.update_seconds / seconds,
+                "recent_return": sum(self.episode_returns[-100:]) / max(1, len(self.episode_returns[-100:]))}

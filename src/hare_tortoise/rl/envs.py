@@ -1,0 +1,45 @@
+"""Environments with one small API: reset() -> frame; step(action) -> (frame, reward, terminated, truncated).
+
+Frames are uint8 tensors. Atari-100k environments are to follow; MinAtar is the fast test bed.
+"""
+
+from __future__ import annotations
+
+import torch
+
+MINATAR_GAMES = ("asterix", "breakout", "freeway", "seaquest", "space_invaders")
+
+
+class MinAtar:
+    """A MinAtar game (Young & Tian 2019, arXiv:1903.03176): (C, 10, 10) binary frames as uint8, all 6 actions,
+    sticky actions with probability 0.1 and difficulty ramping on (the package's defaults, as in the MinAtar paper);
+    one frame is one agent step; no frame stacking or skipping."""
+
+    num_actions = 6
+
+    def __init__(self, game: str, seed: int = 0, sticky_action_prob: float = 0.1,
+                 max_episode_steps: int | None = None):  # None: no time limit (the MinAtar paper has none)
+        if game not in MINATAR_GAMES:
+            raise ValueError(f"unknown MinAtar game {game!r}; the games are: {', '.join(MINATAR_GAMES)}")
+        from minatar import Environment
+
+        self.game = game
+        self.env = Environment(game, sticky_action_prob=sticky_action_prob)
+        self.env.seed(seed)
+        self.max_episode_steps = max_episode_steps
+        self.frame_shape = (self.env.state_shape()[2], 10, 10)
+        self.steps = 0
+
+    def _frame(self) -> torch.Tensor:
+        return torch.from_numpy(self.env.state()).permute(2, 0, 1).to(torch.uint8)
+
+    def reset(self) -> torch.Tensor:
+        self.env.reset()
+        self.steps = 0
+        return self._frame()
+
+    def step(self, action: int) -> tuple[torch.Tensor, float, bool, bool]:
+        reward, terminated = self.env.act(int(action))
+        self.steps += 1
+        truncated = not terminated and self.max_episode_steps is not None and self.steps >= self.max_episode_steps
+        return self._frame(), float(reward), bool(terminated), truncated

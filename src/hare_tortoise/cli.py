@@ -12,31 +12,45 @@ from .config import Config, ConfigError, apply_overrides
 from .data import streams
 from .data.dataset import DataError
 from .nn import models
+from .rl.config import RLConfig
 
 EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
 
 
 def resolve(preset_name: str, method: str | None, seed: int | None, data_dir: str | None,
-            overrides: list[str]) -> Config:
-    """Preset, then the chosen method with the preset's settings for it, then seed, data dir and overrides."""
+            overrides: list[str], env: str | None = None):
+    """Preset, then the chosen method with the preset's settings for it, then seed, data dir (or RL game) and
+    overrides. Returns a Config, or an RLConfig for RL presets."""
     preset = presets.get(preset_name)
     chosen = [o.partition("=")[2] for o in overrides if o.startswith("method=")]
     method = chosen[-1] if chosen else (method or preset.config.get("method", "base"))
     if method not in methods.available():
         raise ConfigError(f"unknown method {method!r}; available: {', '.join(methods.available())}")
-    config = Config(**{**preset.config, "method": method,
-                       "method_settings": dict(preset.method_defaults.get(method, {}))})
-    config = dataclasses.replace(config, **{k: v for k, v in (("seed", seed), ("data_dir", data_dir)) if v is not None})
+    kind = RLConfig if preset.kind == "rl" else Config
+    if env is not None and preset.kind != "rl":
+        raise ConfigError(f"--env picks the game of an RL preset; {preset_name} is not one")
+    config = kind(**{**preset.config, "method": method, "method_settings": dict(preset.method_defaults.get(method, {}))})
+    place = (("seed", seed), ("game", env)) if preset.kind == "rl" else (("seed", seed), ("data_dir", data_dir))
+    config = dataclasses.replace(config, **{k: v for k, v in place if v is not None})
     return apply_overrides(config, [o for o in overrides if not o.startswith("method=")]).validate()
 
 
 def cmd_run(args) -> int:
     from .train import train
 
-    config = resolve(args.preset, args.method, args.seed, args.data_dir, args.overrides)
-    out = pathlib.Path(args.out or f"runs/{args.preset}/{config.method}/seed{config.seed}")
+    config = resolve(args.preset, args.method, args.seed, args.data_dir, args.overrides, args.env)
+    game = f"{config.game}/" if isinstance(config, RLConfig) else ""
+    out = pathlib.Path(args.out or f"runs/{args.preset}/{game}{config.method}/seed{config.seed}")
     if args.resume and not (out / "config.json").exists():
         raise ConfigError(f"--resume: {out} holds no run to resume; drop --resume to start one")
+    if isinstance(config, RLConfig):
+        from .rl.loop import train_rl
+
+        final = train_rl(config, out, progress=not args.no_progress)["final"]
+        print(f"{out}: evaluation return {final['eval_return']:.2f} (online network {final['eval_return_online']:.2f}) "
+              f"over {config.eval_episodes} episodes; {final['steps_per_second']:.0f} agent steps/s, "
+              f"{final['update_share']:.0%} of the time in network updates")
+        return 0
     summary = train(config, out, progress=not args.no_progress)
     final = summary["final"]
     shadow = f", EMA shadow {final['test_acc_shadow']:.4f}" if "test_acc_shadow" in final else ""
@@ -49,7 +63,7 @@ def cmd_list(args) -> int:
     if args.what == "presets":
         for name in presets.available():
             preset = presets.get(name)
-            cost = f"{presets.workload(preset):,} training images per run" + (
+            cost = f"{presets.workload(preset)} per run" + (
                 f"; measured {preset.measured}" if preset.measured else "")
             print(f"{name:30s} {preset.description} [{cost}]")
     elif args.what == "methods":
@@ -94,6 +108,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, help="random seed (default 0)")
     run.add_argument("--out", help="run directory (default runs/PRESET/METHOD/seedN)")
     run.add_argument("--data-dir", help="where data files are looked for first")
+    run.add_argument("--env", help="the game of an RL preset (e.g. breakout for minatar-dqn)")
     run.add_argument("--resume", action="store_true", help="continue the run in --out (error if there is none)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("overrides", nargs="*", metavar="key=value")

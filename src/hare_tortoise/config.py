@@ -16,8 +16,23 @@ class ConfigError(ValueError):
     """A configuration value that is unknown, of the wrong type or out of range; the message says what is allowed."""
 
 
+class JsonConfig:
+    """JSON round trip for config dataclasses (tuples come back as tuples)."""
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ConfigError(f"unknown config keys {', '.join(sorted(unknown))}")
+        hints = typing.get_type_hints(cls)
+        return cls(**{k: tuple(v) if typing.get_origin(hints[k]) is tuple else v for k, v in values.items()})
+
+
 @dataclasses.dataclass
-class Config:
+class Config(JsonConfig):
     """Everything one run needs. Defaults are the paper's CIFAR-10 training settings (PAPER.md section 2)."""
 
     # data
@@ -94,18 +109,9 @@ class Config:
             raise ConfigError(str(error)) from None
         return self
 
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "Config":
-        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ConfigError(f"unknown config keys {', '.join(sorted(unknown))}")
-        values = dict(values)
-        if "noise_schedule" in values:
-            values["noise_schedule"] = tuple(values["noise_schedule"])
-        return cls(**values)
+    def settings_classes(self) -> dict[str, tuple[str, type]]:
+        """Settings groups set as PREFIX.NAME=VALUE: prefix -> (attribute, dataclass of the settings)."""
+        return {"method": ("method_settings", methods.get(self.method))}
 
 
 def _parse(text: str, annotation, key: str):
@@ -135,25 +141,35 @@ def _parse(text: str, annotation, key: str):
     return text
 
 
-def apply_overrides(config: Config, overrides: list[str]) -> Config:
-    """A copy of `config` with `key=value` overrides applied; `method.NAME=VALUE` sets a method setting."""
-    fields = typing.get_type_hints(Config)
-    fields.pop("method_settings")
-    changes, method_settings = {}, dict(config.method_settings)
-    for item in overrides:
-        key, sep, text = item.partition("=")
+def apply_overrides(config, overrides: list[str]):
+    """A copy of `config` (any config dataclass) with `key=value` overrides applied. `PREFIX.NAME=VALUE` sets a
+    setting of a settings group (`method.` for the method; `agent.` for an RL agent), typed by its dataclass."""
+    hints = typing.get_type_hints(type(config))
+    groups = {attr for attr, _ in config.settings_classes().values()}
+    plain = [item.partition("=") for item in overrides]
+    for item, (key, sep, _) in zip(overrides, plain):
         if not sep:
             raise ConfigError(f"override {item!r} is not of the form key=value")
-        if key.startswith("method."):
-            name = key[len("method."):]
-            method_class = methods.get(changes.get("method", config.method))
-            method_fields = {f.name: typing.get_type_hints(method_class)[f.name] for f in dataclasses.fields(method_class)}
-            if name not in method_fields:
-                raise ConfigError(f"method {changes.get('method', config.method)!r} has no setting {name!r}; its "
-                                  f"settings: {', '.join(sorted(method_fields)) or 'none'}")
-            method_settings[name] = _parse(text, method_fields[name], key)
-        elif key in fields:
-            changes[key] = _parse(text, fields[key], key)
-        else:
-            raise ConfigError(f"unknown key {key!r}; valid keys: {', '.join(sorted(fields))}, method.<setting>")
-    return dataclasses.replace(config, **changes, method_settings=method_settings)
+    changes = {}
+    valid = ", ".join(sorted(set(hints) - groups)) + ", " + ", ".join(f"{p}.<setting>" for p in config.settings_classes())
+    for key, _, text in plain:
+        if "." not in key:
+            if key not in hints or key in groups:
+                raise ConfigError(f"unknown key {key!r}; valid keys: {valid}")
+            changes[key] = _parse(text, hints[key], key)
+    config = dataclasses.replace(config, **changes)
+    classes = config.settings_classes()
+    updated = {attr: dict(getattr(config, attr)) for attr, _ in classes.values()}
+    for key, _, text in plain:
+        if "." in key:
+            prefix, _, name = key.partition(".")
+            if prefix not in classes:
+                raise ConfigError(f"unknown key {key!r}; valid keys: {valid}")
+            attr, settings_class = classes[prefix]
+            types_ = typing.get_type_hints(settings_class)
+            known = {f.name: types_[f.name] for f in dataclasses.fields(settings_class)}
+            if name not in known:
+                raise ConfigError(f"{prefix} {getattr(config, prefix)!r} has no setting {name!r}; its settings: "
+                                  f"{', '.join(sorted(known)) or 'none'}")
+            updated[attr][name] = _parse(text, known[name], key)
+    return dataclasses.replace(config, **updated)

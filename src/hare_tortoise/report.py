@@ -19,14 +19,22 @@ class Run:
     finished: bool
 
     @property
+    def is_rl(self) -> bool:
+        return "agent" in self.config
+
+    @property
     def setting(self) -> str:
         c = self.config
+        if self.is_rl:
+            return f"{c['env']}/{c['game']}/{c['agent']}"
         extra = ("+aug" if c["augment"] else "") + (f"+{c['memory']}" if c["protocol"] == "continual" else "")
         return f"{c['dataset']}/{c['model']}/{c['protocol']}{extra}"
 
     @property
     def label(self) -> str:
         method = self.config["method"]
+        if self.is_rl:
+            return method
         if self.config["protocol"] == "cold":
             return "cold" if method == "base" else f"cold+{method}"
         return "warm" if method == "base" and self.config["protocol"] == "warm_start" else method
@@ -61,7 +69,8 @@ def table(runs: list[Run]) -> str:
     of the trained network (hare), the EMA shadow where kept, and the final train accuracy."""
     groups: dict[tuple[str, str], list[Run]] = {}
     for run in runs:
-        groups.setdefault((run.setting, run.label), []).append(run)
+        if not run.is_rl:
+            groups.setdefault((run.setting, run.label), []).append(run)
     lines = ["| setting | method | test acc | hare test acc | train acc | seeds |", "|---|---|---|---|---|---|"]
     for (setting, label), members in sorted(groups.items()):
         finals = [r.rows[-1] for r in members if r.finished and r.rows]
@@ -72,6 +81,32 @@ def table(runs: list[Run]) -> str:
                      f"{column('train_acc')} | {seeds} |")
         if any("test_acc_shadow" in f for f in finals):
             lines.append(f"| {setting} | {label} EMA (shadow) | {column('test_acc_shadow')} | - | - | {seeds} |")
+    return "\n".join(lines)
+
+
+def _mean_std(values: list[float]) -> str:
+    if not values:
+        return "-"
+    spread = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else ""
+    return f"{statistics.fmean(values):.2f}{spread}"
+
+
+def rl_table(runs: list[Run]) -> str:
+    """Markdown: per game and method, the final evaluation return (mean ± std over seeds) of the network the method
+    reports and of the online network, agent steps per second and the share of time in network updates."""
+    groups: dict[tuple[str, str], list[Run]] = {}
+    for run in runs:
+        if run.is_rl:
+            groups.setdefault((run.setting, run.label), []).append(run)
+    lines = ["| setting | method | eval return | online eval return | steps/s | update share | seeds |",
+             "|---|---|---|---|---|---|---|"]
+    for (setting, label), members in sorted(groups.items()):
+        finals = [r.rows[-1] for r in members if r.finished and r.rows]
+        column = lambda key: [f[key] for f in finals]  # noqa: E731
+        share = _mean_std([100 * v for v in column("update_share")])
+        lines.append(f"| {setting} | {label} | {_mean_std(column('eval_return'))} | "
+                     f"{_mean_std(column('eval_return_online'))} | {_mean_std(column('steps_per_second'))} | "
+                     f"{share}% | {len(finals)} |")
     return "\n".join(lines)
 
 
@@ -122,7 +157,26 @@ def plots(runs: list[Run], out: pathlib.Path) -> list[pathlib.Path]:
 
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for setting in sorted({r.setting for r in runs}):
+    for setting in sorted({r.setting for r in runs if r.is_rl}):
+        members = [r for r in runs if r.setting == setting]
+        figure, axis = plt.subplots(figsize=(8, 4.5))
+        for colour, label in enumerate(sorted({r.label for r in members})):
+            group = [r for r in members if r.label == label]
+            by_step: dict[int, list[float]] = {}
+            for run in group:
+                for row in run.rows:
+                    if "recent_return" in row:
+                        by_step.setdefault(row["step"], []).append(row["recent_return"])
+            steps = sorted(s for s, v in by_step.items() if len(v) == len(group))
+            axis.plot(steps, [statistics.fmean(by_step[s]) for s in steps], color=f"C{colour}", label=label)
+        axis.set(xlabel="agent step", ylabel="return (mean of the last 100 training episodes)", title=setting)
+        axis.legend(fontsize=8)
+        figure.tight_layout()
+        path = out / f"{setting.replace('/', '_')}-returns.png"
+        figure.savefig(path, dpi=110)
+        plt.close(figure)
+        written.append(path)
+    for setting in sorted({r.setting for r in runs if not r.is_rl}):
         members = [r for r in runs if r.setting == setting]
         labels = sorted({r.label for r in members})
         name = setting.replace("/", "_")
@@ -170,9 +224,14 @@ def report(directories: list[str | pathlib.Path], out: str | pathlib.Path) -> tu
     """Write `report.md` (the table and links to the plots) and the plots into `out`; returns the table and plots."""
     runs = load_runs(directories)
     out = pathlib.Path(out)
-    text = table(runs)
+    sections = []
+    if any(not r.is_rl for r in runs):
+        sections += ["Final test accuracy in %, mean ± standard deviation over seeds.", "", table(runs), ""]
+    if any(r.is_rl for r in runs):
+        sections += ["Final evaluation return, mean ± standard deviation over seeds.", "", rl_table(runs), ""]
+    text = "\n".join(sections).strip()
     figures = plots(runs, out)
-    body = ["# Report", "", "Final test accuracy in %, mean ± standard deviation over seeds.", "", text, ""]
+    body = ["# Report", "", text, ""]
     body += [f"![{p.stem}]({p.name})" for p in figures]
     (out / "report.md").write_text("\n".join(body) + "\n")
     return text, figures

@@ -59,8 +59,9 @@ class RunStore:
             self.dir.mkdir(parents=True, exist_ok=True)
             atomic_write(self.config_path, lambda f: f.write(config.to_json().encode()))
 
-    def config(self) -> Config:
-        return Config.from_dict(json.loads(self.config_path.read_text()))
+    def config(self, kind=Config):
+        """The stored config, as an instance of `kind` (Config, or RLConfig for RL runs)."""
+        return kind.from_dict(json.loads(self.config_path.read_text()))
 
     def append(self, row: dict) -> None:
         """Add one metrics row and flush it to disk."""
@@ -79,9 +80,10 @@ class RunStore:
                 break
         return rows
 
-    def keep_rows_until(self, phase: int, epoch: int) -> None:
-        """Drop the rows written after the checkpoint of (phase, epoch), so a resumed run repeats none."""
-        kept = [r for r in self.rows() if (r["phase"], r["epoch"]) <= (phase, epoch)]
+    def keep_rows_until(self, position: tuple, key: tuple[str, ...] = ("phase", "epoch")) -> None:
+        """Drop the rows written after the checkpoint at `position` (compared on the row fields `key`), so a
+        resumed run repeats none."""
+        kept = [r for r in self.rows() if tuple(r[k] for k in key) <= tuple(position)]
         atomic_write(self.metrics_path, lambda f: f.write("".join(json.dumps(r) + "\n" for r in kept).encode()))
 
     def save_checkpoint(self, state: dict) -> None:

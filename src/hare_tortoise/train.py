@@ -139,7 +139,7 @@ class Trainer:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
         phase, epoch = state["position"]["phase"], state["position"]["epoch"]
-        self.store.keep_rows_until(phase, epoch)
+        self.store.keep_rows_until((phase, epoch))
         if epoch + 1 < self.phases[phase].epochs:
             return (phase, epoch + 1), state["optimizer"]
         return (phase + 1, 0), None

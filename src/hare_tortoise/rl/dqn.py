@@ -161,6 +161,28 @@ class DQN:
         self.update_seconds += time.perf_counter() - began
         return float(loss.detach())
 
+    def state_dict(self) -> dict:
+        """Everything needed to continue learning: networks, optimizer, method, replay, counters, random states.
+        The environment is not saved: a resumed agent starts a fresh episode."""
+        return {"online": self.online.state_dict(), "target": self.target.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "method": self.method.state_dict(),
+                "replay": self.replay.state_dict(), "steps": self.steps, "updates": self.updates,
+                "episode_returns": list(self.episode_returns), "python_rng": self.rng.getstate(),
+                "torch_rng": torch.get_rng_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.online.load_state_dict(state["online"])
+        self.target.load_state_dict(state["target"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.method.load_state_dict(state["method"])
+        self.replay.load_state_dict(state["replay"])
+        self.steps, self.updates = int(state["steps"]), int(state["updates"])
+        self.episode_returns = list(state["episode_returns"])
+        version, internal, gauss = state["python_rng"]
+        self.rng.setstate((version, tuple(internal), gauss))
+        torch.set_rng_state(state["torch_rng"])
+        self._frame, self._return = self.env.reset(), 0.0
+
     def run(self, steps: int) -> dict:
         """Interact for `steps` more steps, updating once per step after the warm-up; returns timing and returns."""
         began = time.perf_counter()

@@ -91,3 +91,14 @@ class FrameReplay:
         """Memory held by the buffer's arrays."""
         arrays = (self.frames, self.actions, self.rewards, self.terminals, self.ends, self.starts)
         return sum(a.numel() * a.element_size() for a in arrays)
+
+    def state_dict(self) -> dict:
+        """The stored steps and the write position (tensors and ints only)."""
+        return {"frames": self.frames, "actions": self.actions, "rewards": self.rewards, "terminals": self.terminals,
+                "ends": self.ends, "starts": self.starts, "cursor": self.cursor, "size": self.size,
+                "episode_starts": self._episode_starts}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name in ("frames", "actions", "rewards", "terminals", "ends", "starts"):
+            getattr(self, name).copy_(state[name])
+        self.cursor, self.size, self._episode_starts = int(state["cursor"]), int(state["size"]), bool(state["episode_starts"])

@@ -1,0 +1,65 @@
+"""An RL run in a run directory: interact and learn, write a metrics row every `log_every` steps and a checkpoint
+every `checkpoint_every`, then evaluate the online network and the network the method reports."""
+
+from __future__ import annotations
+
+import statistics
+import sys
+
+from tqdm import tqdm
+
+from .. import methods
+from ..runs import RunStore
+from .config import AGENTS, RLConfig
+from .dqn import DQN, epsilon, evaluate
+from .envs import MinAtar
+
+
+def make_env(config: RLConfig, seed: int):
+    return MinAtar(config.game, seed=seed, max_episode_steps=config.max_episode_steps)
+
+
+def train_rl(config: RLConfig, out, progress: bool = True) -> dict:
+    """Run (or resume) `config` into `out`; returns the summary. A resumed run continues from its last checkpoint
+    with a fresh episode (environment states are not saved), so it is not bit-identical to an uninterrupted run."""
+    store = RunStore(out)
+    store.check(config.validate())
+    if store.summary() is not None:
+        return store.summary()
+    method = methods.create(config.method, **config.method_settings)
+    agent = DQN(make_env(config, config.seed), method, AGENTS[config.agent](**config.agent_settings), config.seed)
+    store.start(config)
+    state = store.load_checkpoint()
+    if state is not None:
+        agent.load_state_dict(state)
+        store.keep_rows_until((agent.steps,), key=("step",))
+    else:
+        store.metrics_path.unlink(missing_ok=True)
+    bar = tqdm(total=config.steps, initial=agent.steps, disable=None if progress else True, file=sys.stderr,
+               unit="step", dynamic_ncols=True)
+    while agent.steps < config.steps:
+        chunk = min(config.log_every - agent.steps % config.log_every, config.steps - agent.steps)
+        stats = agent.run(chunk)
+        row = {"step": agent.steps, "updates": agent.updates, "episodes": len(agent.episode_returns),
+               "epsilon": epsilon(agent.config, agent.steps), **{k: stats[k] for k in (
+                   "loss", "recent_return", "steps_per_second", "update_share")}}
+        store.append(row)
+        if agent.steps % config.checkpoint_every == 0 or agent.steps == config.steps:
+            store.save_checkpoint(agent.state_dict())
+        bar.update(chunk)
+        bar.set_postfix_str(f"{stats['steps_per_second']:.0f} steps/s, recent return {stats['recent_return']:.2f}")
+    bar.close()
+    eval_env = make_env(config, config.seed + 1_000_003)
+    online = evaluate(eval_env, agent.online, config.eval_episodes, agent.config.eval_epsilon, agent.rng)
+    reported_network = method.eval_model()
+    reported = online if reported_network is agent.online else evaluate(
+        eval_env, reported_network, config.eval_episodes, agent.config.eval_epsilon, agent.rng)
+    rows = store.rows()
+    final = {"step": agent.steps, "final": True, "eval_return": statistics.fmean(reported),
+             "eval_return_online": statistics.fmean(online), "eval_returns": reported, "eval_returns_online": online,
+             "steps_per_second": statistics.fmean(r["steps_per_second"] for r in rows),
+             "update_share": statistics.fmean(r["update_share"] for r in rows)}
+    store.append(final)
+    summary = {"final": final}
+    store.finish(summary)
+    return summary

@@ -1,0 +1,61 @@
+"""RL runs through the real CLI and run directories: presets, resume, report."""
+
+import pytest
+
+from hare_tortoise.cli import main, resolve
+from hare_tortoise.rl.config import RLConfig
+from hare_tortoise.rl.loop import train_rl
+from hare_tortoise.runs import RunStore
+
+
+@pytest.mark.parametrize("method", ["base", "hare_tortoise", "ema", "shrink_perturb", "redo"])
+def test_rl_smoke_runs_every_kind_of_method(method, tmp_path, capsys):
+    out = tmp_path / method
+    assert main(["run", "rl-smoke", "--method", method, "--out", str(out), "--no-progress"]) == 0
+    assert "evaluation return" in capsys.readouterr().out
+    store = RunStore(out)
+    rows = store.rows()
+    assert [r["step"] for r in rows] == [100, 200, 300, 300] and rows[-1]["final"]
+    assert len(rows[-1]["eval_returns"]) == 2 and store.config(RLConfig).method == method
+    assert rows[-2]["updates"] == 200  # one update per step after the 100-step warm-up
+
+
+def test_resume_continues_from_the_last_checkpoint_without_repeating_rows(tmp_path, monkeypatch):
+    config = resolve("rl-smoke", "hare_tortoise", 1, None, ["steps=400", "checkpoint_every=200"])
+    original = RunStore.save_checkpoint
+
+    def stop_after_first(self, state):
+        original(self, state)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(RunStore, "save_checkpoint", stop_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        train_rl(config, tmp_path, progress=False)
+    monkeypatch.setattr(RunStore, "save_checkpoint", original)
+    store = RunStore(tmp_path)
+    assert [r["step"] for r in store.rows()] == [100, 200] and store.load_checkpoint()["steps"] == 200
+    store.append({"step": 300, "note": "written after the checkpoint by a run that was then killed"})
+    summary = train_rl(config, tmp_path, progress=False)
+    assert [r["step"] for r in store.rows()] == [100, 200, 300, 400, 400]
+    assert all("note" not in r for r in store.rows())
+    assert summary["final"]["step"] == 400 and store.load_checkpoint()["updates"] == 300
+
+
+def test_env_picks_the_game_and_is_refused_elsewhere(capsys, tmp_path):
+    assert resolve("minatar-dqn", None, None, None, [], env="seaquest").game == "seaquest"
+    assert main(["run", "smoke", "--env", "breakout", "--out", str(tmp_path / "x")]) == 2
+    assert "--env picks the game of an RL preset" in capsys.readouterr().err
+    assert main(["run", "rl-smoke", "--env", "pong", "--out", str(tmp_path / "y")]) == 2
+    assert "not a MinAtar game" in capsys.readouterr().err
+    assert main(["run", "rl-smoke", "agent.gamma=high", "--out", str(tmp_path / "z")]) == 2
+    assert "agent.gamma must be a number" in capsys.readouterr().err
+
+
+def test_report_has_an_rl_table_and_learning_curves(tmp_path, capsys):
+    for method in ("base", "hare_tortoise"):
+        main(["run", "rl-smoke", "--method", method, "--out", str(tmp_path / "runs" / method), "--no-progress"])
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "report")]) == 0
+    printed = capsys.readouterr().out
+    assert "| minatar/breakout/dqn | hare_tortoise |" in printed and "| minatar/breakout/dqn | base |" in printed
+    assert (tmp_path / "report" / "minatar_breakout_dqn-returns.png").read_bytes()[:4] == b"\x89PNG"

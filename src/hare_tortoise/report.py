@@ -146,6 +146,15 @@ def _test_curves(axis, members: list[Run], labels: list[str], references) -> Non
         axis.axhline(value, color="black", linewidth=0.9, linestyle=style, label=label)
 
 
+def _save(figure, path: pathlib.Path) -> pathlib.Path:
+    import matplotlib.pyplot as plt
+
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
 def plots(runs: list[Run], out: pathlib.Path) -> list[pathlib.Path]:
     """Per setting: test accuracy of the reported network (solid), the hare (dotted) and any EMA shadow (dashed)
     over epochs, with phase boundaries and cold-start references, whole run and last phase side by side; and
@@ -171,11 +180,7 @@ def plots(runs: list[Run], out: pathlib.Path) -> list[pathlib.Path]:
             axis.plot(steps, [statistics.fmean(by_step[s]) for s in steps], color=f"C{colour}", label=label)
         axis.set(xlabel="agent step", ylabel="return (mean of the last 100 training episodes)", title=setting)
         axis.legend(fontsize=8)
-        figure.tight_layout()
-        path = out / f"{setting.replace('/', '_')}-returns.png"
-        figure.savefig(path, dpi=110)
-        plt.close(figure)
-        written.append(path)
+        written.append(_save(figure, out / f"{setting.replace('/', '_')}-returns.png"))
     for setting in sorted({r.setting for r in runs if not r.is_rl}):
         members = [r for r in runs if r.setting == setting]
         labels = sorted({r.label for r in members})
@@ -197,11 +202,7 @@ def plots(runs: list[Run], out: pathlib.Path) -> list[pathlib.Path]:
             last.set_ylim(min(finals + [v for _, v in references]) - 0.05, max(finals + [v for _, v in references]) + 0.02)
         last.set(xlabel="epoch", title="last phase")
         last.legend(fontsize=7, loc="lower right")
-        figure.tight_layout()
-        path = out / f"{name}-test.png"
-        figure.savefig(path, dpi=110)
-        plt.close(figure)
-        written.append(path)
+        written.append(_save(figure, out / f"{name}-test.png"))
 
         figure, axis = plt.subplots(figsize=(8, 4.5))
         for colour, label in enumerate(labels):
@@ -212,11 +213,7 @@ def plots(runs: list[Run], out: pathlib.Path) -> list[pathlib.Path]:
             axis.axvline(boundary, color="grey", linewidth=0.8, linestyle="--")
         axis.set(xlabel="epoch (all phases)", ylabel="accuracy", title=f"{setting}: train vs test accuracy")
         axis.legend(fontsize=8)
-        figure.tight_layout()
-        path = out / f"{name}-train-vs-test.png"
-        figure.savefig(path, dpi=110)
-        plt.close(figure)
-        written.append(path)
+        written.append(_save(figure, out / f"{name}-train-vs-test.png"))
     return written
 
 

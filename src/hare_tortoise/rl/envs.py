@@ -1,6 +1,6 @@
 """Environments with one small API: reset() -> frame; step(action) -> (frame, reward, terminated, truncated).
 
-Frames are uint8 tensors. Atari-100k environments are to follow; MinAtar is the fast test bed.
+Frames are uint8 tensors. MinAtar is here, the fast test bed; Atari-100k is in `atari.py`.
 """
 
 from __future__ import annotations

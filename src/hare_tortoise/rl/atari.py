@@ -1,0 +1,103 @@
+"""Atari-100k environments with the standard preprocessing of the data-efficient literature, on ale-py directly.
+
+Every setting is a field with its source (Dopamine's `AtariPreprocessing` and atari_100k gins; see
+shared/reference/RL.md (a)). Frames are 84x84 uint8 grayscale; the agent stacks 4 of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import torch
+import torch.nn.functional as F
+
+ATARI_100K_GAMES = ("alien", "amidar", "assault", "asterix", "bank_heist", "battle_zone", "boxing", "breakout",
+                    "chopper_command", "crazy_climber", "demon_attack", "freeway", "frostbite", "gopher", "hero",
+                    "jamesbond", "kangaroo", "krull", "kung_fu_master", "ms_pacman", "pong", "private_eye", "qbert",
+                    "road_runner", "seaquest", "up_n_down")
+
+
+@dataclasses.dataclass
+class AtariSettings:
+    """The Atari-100k protocol (Kaiser et al. 2020; as configured in Dopamine's atari_100k gins)."""
+
+    frame_skip: int = 4                  # action repeated 4 frames, rewards summed (AtariPreprocessing.frame_skip)
+    max_pool_last: int = 2               # max over the last 2 skipped frames' screens (atari_lib.py)
+    size: int = 84                       # 84x84; area interpolation (OpenCV INTER_AREA in Dopamine; ours is torch's
+    #                                      adaptive average pooling, close but not bit-identical)
+    sticky_action_probability: float = 0.0  # no sticky actions (atari_100k gins)
+    max_noops: int = 30                  # 0..29 no-ops at each game start (DataEfficientAtariRunner, randint(0, 30))
+    terminal_on_life_loss: bool = True   # training only: a lost life ends the agent's episode, the game goes on
+    max_episode_steps: int = 27_000      # 108,000 frames (Runner.max_steps_per_episode)
+
+
+class Atari:
+    """One Atari game: reset() -> frame; step(a) -> (frame, reward, terminated, truncated), raw (unclipped) rewards.
+
+    With terminal_on_life_loss, losing a life returns terminated=True and the following reset() continues the same
+    game (only a game over starts a new one, with random no-ops), as Dopamine's runner does for training; evaluate
+    with terminal_on_life_loss=False for full-game returns. The minimal action set is used.
+    """
+
+    stack = 4
+
+    def __init__(self, game: str, seed: int = 0, settings: AtariSettings = AtariSettings()):
+        if game not in ATARI_100K_GAMES:
+            raise ValueError(f"{game!r} is not an Atari-100k game; the games: {', '.join(ATARI_100K_GAMES)}")
+        from ale_py import ALEInterface, LoggerMode, roms
+
+        ALEInterface.setLoggerMode(LoggerMode.Error)
+        self.settings, self.game = settings, game
+        self.ale = ALEInterface()
+        self.ale.setInt("random_seed", seed)
+        self.ale.setFloat("repeat_action_probability", settings.sticky_action_probability)
+        self.ale.setInt("frame_skip", 1)  # skipping and pooling are done here
+        self.ale.loadROM(str(roms.get_rom_path(game)))
+        self.actions = self.ale.getMinimalActionSet()
+        self.num_actions = len(self.actions)
+        self.frame_shape = (settings.size, settings.size)
+        self.rng = random.Random(seed)
+        self.steps, self.lives, self._needs_game_reset = 0, 0, True
+        height, width = self.ale.getScreenDims()
+        self._screens = torch.zeros(settings.max_pool_last, height, width, dtype=torch.uint8)
+
+    def _frame(self) -> torch.Tensor:
+        pooled = self._screens.max(0).values.float()[None, None]
+        return F.adaptive_avg_pool2d(pooled, self.frame_shape).round().to(torch.uint8)[0, 0]
+
+    def _grab(self, slot: int) -> None:
+        self._screens[slot] = torch.from_numpy(self.ale.getScreenGrayscale())
+
+    def reset(self) -> torch.Tensor:
+        """After a game over (or at first): a new game with 0..max_noops-1 no-ops. After a lost life: go on."""
+        if self._needs_game_reset:
+            self.ale.reset_game()
+            for _ in range(self.rng.randrange(self.settings.max_noops)):
+                self.ale.act(self.actions[0])
+                if self.ale.game_over():
+                    self.ale.reset_game()
+            self.steps = 0
+            self._needs_game_reset = False
+        self.lives = self.ale.lives()
+        self._screens.zero_()
+        self._grab(-1)
+        return self._frame()
+
+    def step(self, action: int) -> tuple[torch.Tensor, float, bool, bool]:
+        total, skip, keep = 0.0, self.settings.frame_skip, self.settings.max_pool_last
+        self._screens.zero_()
+        for frame in range(skip):
+            total += self.ale.act(self.actions[action])
+            if frame >= skip - keep:
+                self._grab(frame - (skip - keep))
+            if self.ale.game_over():
+                break
+        self.steps += 1
+        game_over = self.ale.game_over()
+        lost_life = self.ale.lives() < self.lives
+        self.lives = self.ale.lives()
+        truncated = not game_over and self.steps >= self.settings.max_episode_steps
+        self._needs_game_reset = game_over or truncated
+        terminated = game_over or (self.settings.terminal_on_life_loss and lost_life)
+        return self._frame(), total, terminated, truncated

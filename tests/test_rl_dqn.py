@@ -50,7 +50,8 @@ def test_dqn_learns_the_rewarding_action():
     config = DQNConfig(replay_start=100, epsilon_decay=200, target_update=20, lr=1e-3)
     agent = DQN(Bandit(), methods.create("base"), config, seed=0)
     summary = agent.run(800)
-    assert summary["updates"] == 700
+    assert summary["updates"] == 700 and 0 < summary["update_share"] < 1
+    assert 0 < agent.run(100)["update_share"] < 1  # the share of this call's time, not of all time
     q = agent.online(torch.zeros(1, 1, 10, 10))[0]
     assert int(q.argmax()) == 2
     assert q[2].item() == pytest.approx(1.0, abs=0.15) and q[[0, 1, 3, 4, 5]].abs().max() < 0.15

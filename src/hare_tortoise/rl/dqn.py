@@ -185,7 +185,7 @@ class DQN:
 
     def run(self, steps: int) -> dict:
         """Interact for `steps` more steps, updating once per step after the warm-up; returns timing and returns."""
-        began = time.perf_counter()
+        began, updating_before = time.perf_counter(), self.update_seconds
         loss = math.nan
         for _ in range(steps):
             self.act()
@@ -193,5 +193,5 @@ class DQN:
                 loss = self.update()
         seconds = time.perf_counter() - began
         return {"steps": self.steps, "updates": self.updates, "loss": loss, "seconds": seconds,
-                "steps_per_second": steps / seconds, "update_share": self.update_seconds / seconds,
+                "steps_per_second": steps / seconds, "update_share": (self.update_seconds - updating_before) / seconds,
                 "recent_return": sum(self.episode_returns[-100:]) / max(1, len(self.episode_returns[-100:]))}

@@ -107,10 +107,14 @@ RL_METHODS = {"hare_tortoise": {"momentum": 0.995, "reset_every_epochs": None, "
 PRESETS["minatar-dqn"] = Preset(
     "minatar-dqn", "this machine: MinAtar (--env GAME) / DQN with the MinAtar paper's settings, 100k agent steps",
     {"env": "minatar", "game": "breakout", "steps": 100_000, "eval_episodes": 30}, RL_METHODS, kind="rl")
+PRESETS["atari100k-drq"] = Preset(
+    "atari100k-drq", "Atari-100k (--env GAME, e.g. pong) / DrQ(eps) as Dopamine configures it, 100k agent steps, "
+    "100 evaluation episodes", {"env": "atari100k", "game": "pong", "agent": "drq_eps", "steps": 100_000,
+                                "eval_episodes": 100}, RL_METHODS, kind="rl")
 PRESETS["rl-smoke"] = Preset(
     "rl-smoke", "seconds: MinAtar breakout, 300 agent steps, for the tests",
     {"steps": 300, "eval_episodes": 2, "log_every": 100, "checkpoint_every": 100, "max_episode_steps": 200,
-     "agent_settings": {"replay_start": 100, "target_update": 50}},
+     "agent_settings": {"replay_start": 100, "target_update": 50, "replay_capacity": 1000}},
     {**RL_METHODS, "hare_tortoise": {**RL_METHODS["hare_tortoise"], "reset_every_steps": 100},
      "redo": {"every_epochs": None, "every_steps": 50}}, kind="rl")
 

@@ -5,18 +5,22 @@ from __future__ import annotations
 import torch
 
 
+def crop_windows(padded: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """From each padded image (n, c, H, W) the height x width window at its own offset (dy[i], dx[i]), at once."""
+    n, c, device = padded.shape[0], padded.shape[1], padded.device
+    rows = (dy.view(n, 1) + torch.arange(height, device=device))[:, None, :, None]
+    cols = (dx.view(n, 1) + torch.arange(width, device=device))[:, None, None, :]
+    return padded[torch.arange(n, device=device)[:, None, None, None], torch.arange(c, device=device)[None, :, None, None],
+                  rows, cols]
+
+
 def random_crop(images: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
     """Each image shifted by a random offset in [-padding, padding] with zero fill: a random crop of the padded
     image at its original size (torchvision's RandomCrop(size, padding)), for the whole batch at once."""
-    n, c, h, w = images.shape
+    n, _, h, w = images.shape
     padded = torch.nn.functional.pad(images, (padding,) * 4)
-    dy = torch.randint(0, 2 * padding + 1, (n, 1), generator=generator, device=images.device)
-    dx = torch.randint(0, 2 * padding + 1, (n, 1), generator=generator, device=images.device)
-    rows = (dy + torch.arange(h, device=images.device))[:, None, :, None]
-    cols = (dx + torch.arange(w, device=images.device))[:, None, None, :]
-    batch = torch.arange(n, device=images.device)[:, None, None, None]
-    channel = torch.arange(c, device=images.device)[None, :, None, None]
-    return padded[batch, channel, rows, cols]
+    dy, dx = (torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=images.device) for _ in range(2))
+    return crop_windows(padded, dy, dx, h, w)
 
 
 def random_flip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

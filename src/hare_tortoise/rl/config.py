@@ -6,24 +6,26 @@ import dataclasses
 
 from .. import methods
 from ..config import ConfigError, JsonConfig
-from .dqn import DQNConfig
+from .atari import ATARI_100K_GAMES
+from .dqn import DQNConfig, DrQEpsConfig
 from .envs import MINATAR_GAMES
 
-AGENTS = {"dqn": DQNConfig}
+AGENTS = {"dqn": DQNConfig, "drq_eps": DrQEpsConfig}
+GAMES = {"minatar": MINATAR_GAMES, "atari100k": ATARI_100K_GAMES}
 
 
 @dataclasses.dataclass
 class RLConfig(JsonConfig):
     """One agent on one game under one method; agent.NAME=VALUE sets the agent's settings."""
 
-    env: str = "minatar"                 # the environment suite (Atari-100k to follow)
+    env: str = "minatar"                 # the environment suite: minatar or atari100k
     game: str = "breakout"               # one of the suite's games
-    agent: str = "dqn"                   # the agent (DrQ(eps) to follow)
+    agent: str = "dqn"                   # dqn (MinAtar paper settings) or drq_eps (Dopamine's DrQ(eps))
     steps: int = 100_000                 # agent steps of interaction (one update per step after the warm-up)
     method: str = "base"
     method_settings: dict = dataclasses.field(default_factory=dict)
     agent_settings: dict = dataclasses.field(default_factory=dict)
-    max_episode_steps: int | None = None  # a time limit (None: none, as the MinAtar paper)
+    max_episode_steps: int | None = None  # a time limit (None: the suite's own: none for MinAtar, 27,000 for Atari)
     eval_episodes: int = 30              # evaluation episodes at the end, for the online network and the reported one
     log_every: int = 1000                # steps between metrics rows
     checkpoint_every: int = 10_000       # steps between checkpoints
@@ -34,10 +36,10 @@ class RLConfig(JsonConfig):
                 "agent": ("agent_settings", AGENTS[self.agent])}
 
     def validate(self) -> "RLConfig":
-        if self.env != "minatar":
-            raise ConfigError(f"env={self.env!r} is not available yet; available: minatar")
-        if self.game not in MINATAR_GAMES:
-            raise ConfigError(f"game={self.game!r} is not a MinAtar game; the games: {', '.join(MINATAR_GAMES)}")
+        if self.env not in GAMES:
+            raise ConfigError(f"env={self.env!r} is not one of: {', '.join(GAMES)}")
+        if self.game not in GAMES[self.env]:
+            raise ConfigError(f"game={self.game!r} is not a {self.env} game; the games: {', '.join(GAMES[self.env])}")
         if self.agent not in AGENTS:
             raise ConfigError(f"agent={self.agent!r} is not one of: {', '.join(AGENTS)}")
         for key in ("steps", "eval_episodes", "log_every", "checkpoint_every"):

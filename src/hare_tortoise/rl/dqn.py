@@ -1,4 +1,4 @@
-"""DQN with plasticity methods plugged in through the same hooks as the supervised loop.
+"""DQN, and DrQ(eps) as a configuration of it, with plasticity methods plugged in through the supervised loop's hooks.
 
 The online Q-network is the trained network (the Hare). The bootstrap target comes either from a hard-copied
 target network (DQN, Mnih et al. 2015) or from the network the method reports (`method.eval_model()`: the Tortoise
@@ -20,15 +20,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..methods import Method
-from ..nn.layers import Classifier
+from .augment import drq_augment
+from .networks import NatureDueling, minatar_network
 from .replay import FrameReplay
-
-
-def minatar_network(in_channels: int, num_actions: int) -> Classifier:
-    """The MinAtar paper's Q-network: conv 16 3x3 stride 1 (no padding), ReLU, flatten (8x8x16 = 1024) as
-    backbone; head dense 128, ReLU, dense |A|."""
-    backbone = nn.Sequential(nn.Conv2d(in_channels, 16, 3), nn.ReLU(), nn.Flatten())
-    return Classifier(backbone, nn.Sequential(nn.Linear(1024, 128), nn.ReLU(), nn.Linear(128, num_actions)))
 
 
 @dataclasses.dataclass
@@ -51,6 +45,32 @@ class DQNConfig:
     bootstrap_from: Literal["method", "target_network"] = "method"  # "method": the method's reported network where
     #                                  it is not the online one (the Tortoise for H&T and EMA), else the target network
     act_with: Literal["online", "method"] = "online"  # which network acts while training
+    network: Literal["minatar", "nature_dueling"] = "minatar"
+    optimizer: Literal["rmsprop", "adam"] = "rmsprop"
+    adam_eps: float = 1.5e-4
+    double: bool = False             # double DQN: the online network picks the bootstrap action
+    clip_rewards: bool = False       # learn from rewards clipped to [-1, 1] (returns are reported unclipped)
+    augment: bool = False            # DrQ augmentation of replayed observations (shift + intensity)
+
+
+@dataclasses.dataclass
+class DrQEpsConfig(DQNConfig):
+    """DrQ(eps) (Agarwal et al. 2021, arXiv:2108.13264) exactly as Dopamine's DrQ_eps.gin configures it (RL.md (b)):
+    Nature CNN (SAME padding) with a dueling head, double DQN, 10-step returns, Adam 1e-4 (eps 1.5e-4), batch 32,
+    1,600 random steps before learning, targets from the current weights (target period 1), epsilon 1 -> 0.01
+    over 5,000 steps, DrQ augmentation, rewards clipped, evaluation epsilon 0.001."""
+
+    lr: float = 1e-4
+    n_step: int = 10
+    replay_start: int = 1_600
+    target_update: int = 1
+    epsilon_end: float = 0.01
+    epsilon_decay: int = 5_000
+    network: Literal["minatar", "nature_dueling"] = "nature_dueling"
+    optimizer: Literal["rmsprop", "adam"] = "adam"
+    double: bool = True
+    clip_rewards: bool = True
+    augment: bool = True
 
 
 def epsilon(config: DQNConfig, step: int) -> float:
@@ -61,27 +81,54 @@ def epsilon(config: DQNConfig, step: int) -> float:
     return config.epsilon_start + progress * (config.epsilon_end - config.epsilon_start)
 
 
-def td_targets(network: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """n-step return + discount * max_a Q(next_obs, a) under `network` (discount is 0 after a terminal)."""
+def td_targets(network: nn.Module, batch: dict[str, torch.Tensor], chooser: nn.Module | None = None) -> torch.Tensor:
+    """n-step return + discount * Q(next_obs, a') under `network`, a' = its argmax, or `chooser`'s argmax (double
+    DQN); the discount is 0 after a terminal."""
     with torch.no_grad():
-        return batch["return"] + batch["discount"] * network(batch["next_obs"]).max(1).values
+        next_q = network(batch["next_obs"])
+        choice = chooser(batch["next_obs"]) if chooser is not None else next_q
+        return batch["return"] + batch["discount"] * next_q.gather(1, choice.argmax(1, keepdim=True)).squeeze(1)
 
 
-def greedy(network: nn.Module, frame: torch.Tensor) -> int:
+def as_input(stacks: torch.Tensor, frame_dims: int) -> torch.Tensor:
+    """(batch, stack, *frame) as network input: stacked frames become channels ((stack * C) for (C, H, W) frames)."""
+    return (stacks.flatten(1, 2) if frame_dims == 3 else stacks).float()
+
+
+class FrameStack:
+    """The agent's view while acting: the last `size` frames, zeros before the episode's first frame."""
+
+    def __init__(self, size: int, frame: torch.Tensor):
+        self.frames = torch.zeros((size, *frame.shape), dtype=frame.dtype)
+        self.reset(frame)
+
+    def reset(self, frame: torch.Tensor) -> None:
+        self.frames.zero_()
+        self.frames[-1] = frame
+
+    def push(self, frame: torch.Tensor) -> None:
+        self.frames = torch.cat([self.frames[1:], frame[None]])
+
+    def input(self) -> torch.Tensor:
+        return as_input(self.frames[None], self.frames.dim() - 1)
+
+
+def greedy(network: nn.Module, state: FrameStack) -> int:
     with torch.no_grad():
-        return int(network(frame.float().unsqueeze(0)).argmax(1))
+        return int(network(state.input()).argmax(1))
 
 
 def evaluate(env, network: nn.Module, episodes: int, eps: float, rng: random.Random) -> list[float]:
-    """Undiscounted returns of `episodes` epsilon-greedy episodes of `network` (in eval mode)."""
+    """Undiscounted, unclipped returns of `episodes` epsilon-greedy episodes of `network` (in eval mode)."""
     was_training = network.training
     network.eval()
     returns = []
     for _ in range(episodes):
-        frame, total, done = env.reset(), 0.0, False
+        state, total, done = FrameStack(getattr(env, "stack", 1), env.reset()), 0.0, False
         while not done:
-            action = rng.randrange(env.num_actions) if rng.random() < eps else greedy(network, frame)
+            action = rng.randrange(env.num_actions) if rng.random() < eps else greedy(network, state)
             frame, reward, terminated, truncated = env.step(action)
+            state.push(frame)
             total += reward
             done = terminated or truncated
         returns.append(total)
@@ -97,25 +144,34 @@ class DQN:
         torch.manual_seed(seed)
         self.env, self.method, self.config = env, method, config
         self.rng = random.Random(seed)
-        self.online = method.prepare_model(network or minatar_network(env.frame_shape[0], env.num_actions))
+        self.generator = torch.Generator().manual_seed(seed)
+        self.stack, self.frame_dims = getattr(env, "stack", 1), len(env.frame_shape)
+        if network is None:
+            network = (minatar_network(self.stack * env.frame_shape[0], env.num_actions) if config.network == "minatar"
+                       else NatureDueling(self.stack, env.num_actions))
+        self.online = method.prepare_model(network)
         method.attach(self.online)
-        self.optimizer = torch.optim.RMSprop(self.online.parameters(), **{
-            "lr": config.lr, "alpha": config.rms_alpha, "eps": config.rms_eps, "centered": True,
-            **method.optimizer_overrides()})
+        if config.optimizer == "adam":
+            settings = {"lr": config.lr, "eps": config.adam_eps}
+            self.optimizer = torch.optim.Adam(self.online.parameters(), **{**settings, **method.optimizer_overrides()})
+        else:
+            settings = {"lr": config.lr, "alpha": config.rms_alpha, "eps": config.rms_eps, "centered": True}
+            self.optimizer = torch.optim.RMSprop(self.online.parameters(), **{**settings, **method.optimizer_overrides()})
         method.on_phase_start(0, self.optimizer)
         self.target = copy.deepcopy(self.online).requires_grad_(False)
-        self.replay = FrameReplay(config.replay_capacity, env.frame_shape, stack=1, n_step=config.n_step,
+        self.replay = FrameReplay(config.replay_capacity, env.frame_shape, stack=self.stack, n_step=config.n_step,
                                   gamma=config.gamma)
         self.steps = self.updates = 0
         self.episode_returns: list[float] = []
         self.update_seconds = 0.0
         self._frame, self._return = env.reset(), 0.0
+        self._state = FrameStack(self.stack, self._frame)
 
     def bootstrap_network(self) -> nn.Module:
         reported = self.method.eval_model()
         if self.config.bootstrap_from == "method" and reported is not self.online:
             return reported
-        return self.target
+        return self.online if self.config.target_update == 1 else self.target  # period 1: the current weights
 
     def acting_network(self) -> nn.Module:
         return self.method.eval_model() if self.config.act_with == "method" else self.online
@@ -125,22 +181,29 @@ class DQN:
         if self.rng.random() < epsilon(self.config, self.steps):
             action = self.rng.randrange(self.env.num_actions)
         else:
-            action = greedy(self.acting_network(), self._frame)
+            action = greedy(self.acting_network(), self._state)
         frame, reward, terminated, truncated = self.env.step(action)
-        self.replay.add(self._frame, action, reward, terminated, truncated)
+        learned = max(-1.0, min(1.0, reward)) if self.config.clip_rewards else reward
+        self.replay.add(self._frame, action, learned, terminated, truncated)
         self._return += reward
         if terminated or truncated:
             self.episode_returns.append(self._return)
             frame, self._return = self.env.reset(), 0.0
+            self._state.reset(frame)
+        else:
+            self._state.push(frame)
         self._frame = frame
         self.steps += 1
 
     def update(self) -> float:
         """One gradient step on a replay batch (Huber loss on the TD error); returns the loss."""
         began = time.perf_counter()
-        batch = self.replay.sample(self.config.batch_size)
-        batch = {k: (v.squeeze(1).float() if k.endswith("obs") else v) for k, v in batch.items()}
-        targets = td_targets(self.bootstrap_network(), batch)
+        batch = self.replay.sample(self.config.batch_size, self.generator)
+        for key in ("obs", "next_obs"):  # independent augmentation draws for states and next states, as DrQ
+            batch[key] = as_input(batch[key], self.frame_dims)
+            if self.config.augment:
+                batch[key] = drq_augment(batch[key], self.generator)
+        targets = td_targets(self.bootstrap_network(), batch, self.online if self.config.double else None)
 
         def closure():
             self.optimizer.zero_grad(set_to_none=True)
@@ -168,7 +231,7 @@ class DQN:
                 "optimizer": self.optimizer.state_dict(), "method": self.method.state_dict(),
                 "replay": self.replay.state_dict(), "steps": self.steps, "updates": self.updates,
                 "episode_returns": list(self.episode_returns), "python_rng": self.rng.getstate(),
-                "torch_rng": torch.get_rng_state()}
+                "torch_rng": torch.get_rng_state(), "generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
         self.online.load_state_dict(state["online"])
@@ -181,7 +244,9 @@ class DQN:
         version, internal, gauss = state["python_rng"]
         self.rng.setstate((version, tuple(internal), gauss))
         torch.set_rng_state(state["torch_rng"])
+        self.generator.set_state(state["generator"])
         self._frame, self._return = self.env.reset(), 0.0
+        self._state = FrameStack(self.stack, self._frame)
 
     def run(self, steps: int) -> dict:
         """Interact for `steps` more steps, updating once per step after the warm-up; returns timing and returns."""

@@ -3,6 +3,7 @@ every `checkpoint_every`, then evaluate the online network and the network the m
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import sys
 
@@ -12,11 +13,18 @@ from .. import methods
 from ..runs import RunStore
 from .config import AGENTS, RLConfig
 from .dqn import DQN, epsilon, evaluate
+from .atari import Atari, AtariSettings
 from .envs import MinAtar
 
 
-def make_env(config: RLConfig, seed: int):
-    return MinAtar(config.game, seed=seed, max_episode_steps=config.max_episode_steps)
+def make_env(config: RLConfig, seed: int, evaluation: bool = False):
+    """The training environment, or with `evaluation` the one whose episodes are whole games (no life-loss terminals)."""
+    if config.env == "minatar":
+        return MinAtar(config.game, seed=seed, max_episode_steps=config.max_episode_steps)
+    settings = AtariSettings(terminal_on_life_loss=not evaluation)
+    if config.max_episode_steps is not None:
+        settings = dataclasses.replace(settings, max_episode_steps=config.max_episode_steps)
+    return Atari(config.game, seed=seed, settings=settings)
 
 
 def train_rl(config: RLConfig, out, progress: bool = True) -> dict:
@@ -49,7 +57,7 @@ def train_rl(config: RLConfig, out, progress: bool = True) -> dict:
         bar.update(chunk)
         bar.set_postfix_str(f"{stats['steps_per_second']:.0f} steps/s, recent return {stats['recent_return']:.2f}")
     bar.close()
-    eval_env = make_env(config, config.seed + 1_000_003)
+    eval_env = make_env(config, config.seed + 1_000_003, evaluation=True)
     online = evaluate(eval_env, agent.online, config.eval_episodes, agent.config.eval_epsilon, agent.rng)
     reported_network = method.eval_model()
     reported = online if reported_network is agent.online else evaluate(

@@ -18,6 +18,9 @@ def test_rl_smoke_runs_every_kind_of_method(method, tmp_path, capsys):
     assert [r["step"] for r in rows] == [100, 200, 300, 300] and rows[-1]["final"]
     assert len(rows[-1]["eval_returns"]) == 2 and store.config(RLConfig).method == method
     assert rows[-2]["updates"] == 200  # one update per step after the 100-step warm-up
+    total = sum(r["seconds"] for r in rows[:-1])
+    assert abs(rows[-1]["steps_per_second"] - 300 / total) < 1e-6 * rows[-1]["steps_per_second"]
+    assert 0 < rows[-1]["update_share"] < 1
 
 
 def test_resume_continues_from_the_last_checkpoint_without_repeating_rows(tmp_path, monkeypatch):

@@ -50,7 +50,7 @@ def train_rl(config: RLConfig, out, progress: bool = True) -> dict:
         stats = agent.run(chunk)
         row = {"step": agent.steps, "updates": agent.updates, "episodes": len(agent.episode_returns),
                "epsilon": epsilon(agent.config, agent.steps), **{k: stats[k] for k in (
-                   "loss", "recent_return", "steps_per_second", "update_share")}}
+                   "loss", "recent_return", "steps_per_second", "update_share", "seconds")}}
         store.append(row)
         if agent.steps % config.checkpoint_every == 0 or agent.steps == config.steps:
             store.save_checkpoint(agent.state_dict())
@@ -63,10 +63,11 @@ def train_rl(config: RLConfig, out, progress: bool = True) -> dict:
     reported = online if reported_network is agent.online else evaluate(
         eval_env, reported_network, config.eval_episodes, agent.config.eval_epsilon, agent.rng)
     rows = store.rows()
+    seconds = sum(r["seconds"] for r in rows)  # over all chunks, across resumes: totals, not means of rates
     final = {"step": agent.steps, "final": True, "eval_return": statistics.fmean(reported),
              "eval_return_online": statistics.fmean(online), "eval_returns": reported, "eval_returns_online": online,
-             "steps_per_second": statistics.fmean(r["steps_per_second"] for r in rows),
-             "update_share": statistics.fmean(r["update_share"] for r in rows)}
+             "steps_per_second": agent.steps / seconds,
+             "update_share": sum(r["update_share"] * r["seconds"] for r in rows) / seconds}
     store.append(final)
     summary = {"final": final}
     store.finish(summary)

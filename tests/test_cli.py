@@ -54,7 +54,7 @@ def test_list(what, expected, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["run", "nope"], "unknown preset 'nope'; available: cifar10-cold"),
+    (["run", "nope"], "unknown preset 'nope'; available: atari100k-drq, cifar10-cold"),
     (["run", "smoke", "--method", "nope"], "unknown method 'nope'; available: base"),
     (["run", "smoke", "bogus=1"], "unknown key 'bogus'; valid keys"),
     (["run", "smoke", "epochs=many"], "epochs must be an integer, got 'many'"),

@@ -49,7 +49,7 @@ def test_env_picks_the_game_and_is_refused_elsewhere(capsys, tmp_path):
     assert main(["run", "smoke", "--env", "breakout", "--out", str(tmp_path / "x")]) == 2
     assert "--env picks the game of an RL preset" in capsys.readouterr().err
     assert main(["run", "rl-smoke", "--env", "pong", "--out", str(tmp_path / "y")]) == 2
-    assert "not a MinAtar game" in capsys.readouterr().err
+    assert "is not a minatar game" in capsys.readouterr().err
     assert main(["run", "rl-smoke", "agent.gamma=high", "--out", str(tmp_path / "z")]) == 2
     assert "agent.gamma must be a number" in capsys.readouterr().err
 

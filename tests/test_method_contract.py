@@ -18,7 +18,7 @@ def name(request):
 
 def test_registry_lists_every_method_of_the_paper():
     expected = {"base", "l2", "l2_init", "spectral", "crelu", "layernorm", "sam", "redo", "shrink_perturb",
-                "shrink_perturb_noise", "head_reset", "full_reset", "ema", "self_distill", "hare_tortoise"}
+                "shrink_perturb_noise", "head_reset", "full_reset", "ema", "self_distill", "hare_tortoise", "reset"}
     assert set(methods.available()) == expected
 
 

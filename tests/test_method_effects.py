@@ -369,3 +369,69 @@ def test_hare_tortoise_needs_exactly_one_schedule():
 def test_bad_settings_name_the_allowed_range(name, settings, message):
     with pytest.raises(ValueError, match=message):
         methods.create(name, **settings)
+
+
+# --- step-scheduled resets (the RL forms) ---------------------------------------------------------------------
+
+def step(model, optimizer, method, seed):
+    x, y = batch(seed=seed)
+    optimizer.zero_grad()
+    F.cross_entropy(model(x), y).backward()
+    optimizer.step()
+    method.after_step(optimizer, x)
+
+
+def test_shrink_perturb_every_n_steps_and_not_between_phases(mlp):
+    method = methods.create("shrink_perturb", every_steps=3)
+    method.attach(mlp)
+    initial = copy.deepcopy(mlp.state_dict())
+    optimizer = torch.optim.AdamW(mlp.parameters(), lr=0.05)
+    method.on_phase_start(1, optimizer)
+    assert states_equal(mlp.state_dict(), initial)  # no phase-boundary intervention when counting steps
+    for seed in range(2):
+        step(mlp, optimizer, method, seed)
+    before = copy.deepcopy(mlp.state_dict())
+    x, y = batch(seed=2)
+    optimizer.zero_grad()
+    F.cross_entropy(mlp(x), y).backward()
+    optimizer.step()
+    trained = copy.deepcopy(mlp.state_dict())
+    method.after_step(optimizer, x)  # the third step: shrink toward the initial weights now
+    assert not states_equal(before, trained)
+    for name, param in mlp.named_parameters():
+        torch.testing.assert_close(param.detach(), 0.2 * trained[name] + 0.8 * initial[name])
+
+
+def test_shrink_perturb_toward_a_fresh_initialisation():
+    torch.manual_seed(0)
+    layer = nn.Linear(400, 400)
+    method = methods.create("shrink_perturb", toward="fresh", alpha=0.5)
+    method.attach(layer)
+    with torch.no_grad():
+        layer.weight.fill_(1.0)
+    method.on_phase_start(1, None)
+    fresh = (layer.weight.detach() - 0.5 * 1.0) / 0.5  # what it moved halfway toward
+    bound = 1 / 400**0.5  # nn.Linear's default initialisation draws from U(-bound, bound)
+    assert fresh.abs().max() <= bound + 1e-6 and fresh.std() > 0.5 * bound / 3**0.5
+    assert not torch.allclose(fresh, method.initial["weight"])  # a new draw, not the initial weights
+
+
+def test_reset_reinitialises_the_head_with_fresh_weights_every_n_steps(mlp):
+    method = methods.create("reset", every_steps=2)
+    method.attach(mlp)
+    initial_head = copy.deepcopy(mlp.head.state_dict())
+    optimizer = torch.optim.AdamW(mlp.parameters(), lr=0.05)
+    step(mlp, optimizer, method, 0)
+    trained_head, backbone = copy.deepcopy(mlp.head.state_dict()), copy.deepcopy(mlp.backbone.state_dict())
+    x, y = batch(seed=1)
+    optimizer.zero_grad()
+    F.cross_entropy(mlp(x), y).backward()
+    optimizer.step()
+    backbone = copy.deepcopy(mlp.backbone.state_dict())
+    method.after_step(optimizer, x)
+    head = mlp.head.state_dict()
+    assert not states_equal(head, initial_head) and not states_equal(head, trained_head)
+    assert states_equal(mlp.backbone.state_dict(), backbone)
+    assert all(p not in optimizer.state for p in mlp.head.parameters())
+    with pytest.raises(ValueError, match="every_steps must be an integer >= 1"):
+        methods.create("reset", every_steps=0)

@@ -103,9 +103,13 @@ PRESETS["smoke"] = Preset(
 
 # RL: the Tortoise is the bootstrap target. m = 0.995 is BBF's target EMA (tau 0.005); a reset every 20,000
 # updates is BBF's reset period. Our choice: the paper's agent settings are not available (PAPER.md 5.6).
+# Shrink & Perturb as BBF: halfway toward a fresh initialisation, every 20,000 updates.
 RL_METHODS = {"hare_tortoise": {"momentum": 0.995, "reset_every_epochs": None, "reset_every_steps": 20_000},
               "ema": {"momentum": 0.995}, "self_distill": {"momentum": 0.995},
-              "redo": {"every_epochs": None, "every_steps": 1000}, "crelu": {"scope": "all"}}
+              "redo": {"every_epochs": None, "every_steps": 1000}, "crelu": {"scope": "all"},
+              "shrink_perturb": {"toward": "fresh", "alpha": 0.5, "every_steps": 20_000},
+              "shrink_perturb_noise": {"every_steps": 20_000}, "head_reset": {"every_steps": 20_000},
+              "full_reset": {"every_steps": 20_000}}
 PRESETS["minatar-dqn"] = Preset(
     "minatar-dqn", "this machine: MinAtar (--env GAME) / DQN with the MinAtar paper's settings, 100k agent steps",
     {"env": "minatar", "game": "breakout", "steps": 100_000, "eval_episodes": 30}, RL_METHODS, kind="rl")
@@ -118,7 +122,8 @@ PRESETS["rl-smoke"] = Preset(
     {"steps": 300, "eval_episodes": 2, "log_every": 100, "checkpoint_every": 100, "max_episode_steps": 200,
      "agent_settings": {"replay_start": 100, "target_update": 50, "replay_capacity": 1000}},
     {**RL_METHODS, "hare_tortoise": {**RL_METHODS["hare_tortoise"], "reset_every_steps": 100},
-     "redo": {"every_epochs": None, "every_steps": 50}}, kind="rl")
+     "redo": {"every_epochs": None, "every_steps": 50}, "reset": {"every_steps": 50},
+     "shrink_perturb": {**RL_METHODS["shrink_perturb"], "every_steps": 50}}, kind="rl")
 
 
 def available() -> list[str]:

@@ -1,12 +1,16 @@
-"""Interventions between phases: Shrink & Perturb (two variants), head reset and full reset (PAPER.md section 4).
+"""Interventions on the weights: Shrink & Perturb (two variants), head reset, full reset (PAPER.md section 4), and
+the RL reset of Nikishin et al.
 
 Each acts once at every phase boundary, i.e. at the start of every phase after the first, after the previous
-phase's final evaluation. Never after the last phase: the trained network is what gets reported.
+phase's final evaluation (never after the last phase: the trained network is what gets reported); or, with
+`every_steps`, after every that many optimizer steps, the form RL agents use (Nikishin et al. 2022; BBF).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+from typing import Literal
 
 import torch
 from torch import nn
@@ -15,15 +19,38 @@ from ..tensors import reinitialize, snapshot, unwrap
 from .base import Method, register
 
 
+@dataclasses.dataclass(eq=False)
 class BetweenPhases(Method):
-    """A method that intervenes on the weights at every phase boundary (phases 1, 2, ...)."""
+    """A method that intervenes on the weights at every phase boundary (phases 1, 2, ...), or every N steps."""
+
+    every_steps: int | None = None  # intervene after every this many optimizer steps instead of between phases
+
+    def __post_init__(self):
+        if self.every_steps is not None and (isinstance(self.every_steps, bool) or not isinstance(self.every_steps, int)
+                                             or self.every_steps < 1):
+            raise ValueError(f"every_steps must be an integer >= 1 or None, got {self.every_steps!r}")
+
+    def attach(self, model: nn.Module) -> None:
+        super().attach(model)
+        self.steps = 0
 
     def on_phase_start(self, phase: int, optimizer: torch.optim.Optimizer) -> None:
-        if phase > 0:
+        if phase > 0 and self.every_steps is None:
+            self.intervene(optimizer)
+
+    def after_step(self, optimizer: torch.optim.Optimizer, inputs: torch.Tensor) -> None:
+        self.steps += 1
+        if self.every_steps is not None and self.steps % self.every_steps == 0:
             self.intervene(optimizer)
 
     def intervene(self, optimizer: torch.optim.Optimizer) -> None:
         raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        return {"steps": self.steps}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.steps = int(state["steps"])
 
 
 class FromInitialWeights(BetweenPhases):
@@ -34,9 +61,10 @@ class FromInitialWeights(BetweenPhases):
         self.initial = snapshot(model)
 
     def state_dict(self) -> dict:
-        return {"initial": self.initial}
+        return {**super().state_dict(), "initial": self.initial}
 
     def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
         for name, tensor in state["initial"].items():
             self.initial[name].copy_(tensor)
 
@@ -54,20 +82,32 @@ class ShrinkPerturb(FromInitialWeights):
 
     Ash & Adams, "On Warm-Starting Neural Network Training", NeurIPS 2020 (arXiv:1910.08475), in the form the
     paper uses: theta_init are the network's own original initial weights, alpha = 0.8. Parameters only; buffers
-    (BatchNorm statistics) re-adapt during training. The optimizer state is kept.
+    (BatchNorm statistics) re-adapt during training. The optimizer state is kept. `toward="fresh"` interpolates
+    toward a freshly drawn initialisation instead, as BBF does every 20k steps with alpha = 0.5 (Schwarzer et al.
+    2023, arXiv:2305.19452).
     """
 
     name = "shrink_perturb"
     alpha: float = 0.8  # weight of the initial weights in the interpolation
+    toward: Literal["initial", "fresh"] = "initial"
 
     def __post_init__(self):
+        super().__post_init__()
         if not 0.0 < self.alpha <= 1.0:
             raise ValueError(f"alpha must be in (0, 1] (the paper uses 0.8), got {self.alpha!r}")
+        if self.toward not in ("initial", "fresh"):
+            raise ValueError(f"toward must be 'initial' or 'fresh', got {self.toward!r}")
 
     @torch.no_grad()
     def intervene(self, optimizer) -> None:
         names, params = zip(*unwrap(self.model).named_parameters())
-        torch._foreach_lerp_(list(params), [self.initial[n] for n in names], self.alpha)
+        if self.toward == "initial":
+            targets = [self.initial[n] for n in names]
+        else:
+            fresh = copy.deepcopy(unwrap(self.model))
+            reinitialize(fresh)
+            targets = [p.detach() for p in fresh.parameters()]
+        torch._foreach_lerp_(list(params), targets, self.alpha)
 
 
 @register
@@ -84,6 +124,7 @@ class ShrinkPerturbNoise(BetweenPhases):
     noise_std: float = 0.01   # standard deviation of the added noise
 
     def __post_init__(self):
+        super().__post_init__()
         if not 0.0 <= self.shrink <= 1.0:
             raise ValueError(f"shrink must be in [0, 1], got {self.shrink!r}")
         if not self.noise_std >= 0.0:
@@ -102,10 +143,12 @@ class HeadReset(FromInitialWeights):
 
     Nikishin et al., "The Primacy Bias in Deep Reinforcement Learning", ICML 2022 (arXiv:2205.07802). The head is
     the submodule named `head`; its optimizer state is dropped, so it starts afresh as at initialisation.
+    `fresh=True` draws new weights instead of restoring the initial ones.
     """
 
     name = "head_reset"
     head: str = "head"  # name of the head submodule (as in `model.get_submodule`)
+    fresh: bool = False  # a new random initialisation instead of the initial weights
 
     def attach(self, model: nn.Module) -> None:
         try:
@@ -118,9 +161,26 @@ class HeadReset(FromInitialWeights):
     @torch.no_grad()
     def intervene(self, optimizer) -> None:
         head = unwrap(self.model).get_submodule(self.head)
-        prefix = f"{self.head}."
-        head.load_state_dict({k[len(prefix):]: v for k, v in self.initial.items() if k.startswith(prefix)})
+        if self.fresh:
+            reinitialize(head)
+        else:
+            prefix = f"{self.head}."
+            head.load_state_dict({k[len(prefix):]: v for k, v in self.initial.items() if k.startswith(prefix)})
         forget_optimizer_state(optimizer, head.parameters())
+
+
+@register
+@dataclasses.dataclass(eq=False)
+class Reset(HeadReset):
+    """Reset (RL): the head re-initialised with fresh weights every `every_steps` updates, optimizer state dropped.
+
+    Nikishin et al., "The Primacy Bias in Deep Reinforcement Learning", ICML 2022 (arXiv:2205.07802); every 20,000
+    updates as SPR with resets (RL.md (d)).
+    """
+
+    name = "reset"
+    every_steps: int | None = 20_000
+    fresh: bool = True
 
 
 @register

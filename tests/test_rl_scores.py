@@ -53,3 +53,11 @@ def test_percentile_in_the_published_distribution():
     assert scores.percentile_in_published("Pong", pong.min() - 1) == 0.0
     assert scores.percentile_in_published("Pong", pong.max() + 1) == 100.0
     assert 40 <= scores.percentile_in_published("Pong", float(np.median(pong))) <= 60
+
+
+def test_aggregate_table_gives_every_estimate_with_its_interval():
+    table = scores.aggregate_table(scores.published_matrix("SPR", runs=10), reps=200)
+    assert set(table) == {"iqm", "median", "mean", "optimality_gap"}
+    for name, (point, low, high) in table.items():
+        assert low <= point <= high, name
+    assert table["mean"][0] == pytest.approx(0.701, abs=5e-4)  # RL.md: SPR, first 10 runs

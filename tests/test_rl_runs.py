@@ -62,3 +62,35 @@ def test_report_has_an_rl_table_and_learning_curves(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "| minatar/breakout/dqn | hare_tortoise |" in printed and "| minatar/breakout/dqn | base |" in printed
     assert (tmp_path / "report" / "minatar_breakout_dqn-returns.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def fake_atari_run(directory, game, method, seed, score):
+    """A finished Atari-100k run directory whose final evaluation return is `score`."""
+    store = RunStore(directory)
+    store.start(RLConfig(env="atari100k", game=game, agent="drq_eps", method=method, seed=seed))
+    final = {"step": 100_000, "final": True, "eval_return": score, "eval_return_online": score, "eval_returns": [score],
+             "eval_returns_online": [score], "steps_per_second": 50.0, "update_share": 0.9}
+    store.append(final)
+    store.finish({"final": final})
+
+
+def test_report_scores_atari_runs_against_human_and_published_scores(tmp_path, capsys):
+    from hare_tortoise.rl import scores
+
+    random, human = scores.reference_scores()["Pong"]
+    breakout_random, breakout_human = scores.reference_scores()["Breakout"]
+    for seed in (1, 2):
+        fake_atari_run(tmp_path / f"pong-base-{seed}", "pong", "base", seed, random)       # HNS 0
+        fake_atari_run(tmp_path / f"pong-ht-{seed}", "pong", "hare_tortoise", seed, human)  # HNS 1
+        fake_atari_run(tmp_path / f"breakout-base-{seed}", "breakout", "base", seed, breakout_human)
+        fake_atari_run(tmp_path / f"breakout-ht-{seed}", "breakout", "hare_tortoise", seed, breakout_human)
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "report")]) == 0
+    printed = capsys.readouterr().out
+    assert "| Pong | base | -20.70 ± 0.00 | 0.00 ± 0.00 | 0.00 ± 0.00 | 2 |" in printed  # below every published run
+    published = scores.published_scores("DrQ(eps)")["Pong"]
+    share = 100 * ((published < human).sum() + 0.5 * (published == human).sum()) / len(published)
+    assert f"| Pong | hare_tortoise | 14.60 ± 0.00 | 1.00 ± 0.00 | {share:.2f} ± 0.00 | 2 |" in printed
+    # base: HNS 0 on Pong and 1 on Breakout -> mean 0.5, optimality gap 0.5; H&T: 1 and 1 -> mean 1, gap 0
+    assert "| base | 2 | 2 | 0.500 [0.500, 0.500] | 0.500 [0.500, 0.500] | 0.500 [0.500, 0.500] | 0.500 [0.500, 0.500] |" in printed
+    assert "| hare_tortoise | 2 | 2 | 1.000 [1.000, 1.000] |" in printed
+    assert scores.reference_name("up_n_down") == "UpNDown" and scores.reference_name("bank_heist") == "BankHeist"

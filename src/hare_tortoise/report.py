@@ -8,6 +8,8 @@ import math
 import pathlib
 import statistics
 
+import numpy as np
+
 from .runs import RunStore
 
 
@@ -107,6 +109,37 @@ def rl_table(runs: list[Run]) -> str:
         lines.append(f"| {setting} | {label} | {_mean_std(column('eval_return'))} | "
                      f"{_mean_std(column('eval_return_online'))} | {_mean_std(column('steps_per_second'))} | "
                      f"{share}% | {len(finals)} |")
+    return "\n".join(lines)
+
+
+def atari_tables(runs: list[Run], reps: int = 2000) -> str:
+    """For Atari-100k runs: per game and method the human-normalised score (HNS) of the reported network and, for
+    DrQ(eps), where its return falls among the 100 published DrQ(eps) runs; then per method the aggregates over
+    games (IQM, median, mean, optimality gap) with 95% stratified-bootstrap intervals, over as many seeds as every
+    game has."""
+    from .rl import scores
+
+    finals: dict[str, dict[str, list[float]]] = {}
+    lines = ["| game | method | eval return | HNS | percentile among published DrQ(eps) runs | seeds |",
+             "|---|---|---|---|---|---|"]
+    for run in sorted((r for r in runs if r.is_rl and r.config["env"] == "atari100k" and r.finished),
+                      key=lambda r: (r.config["game"], r.label)):
+        game = scores.reference_name(run.config["game"])
+        finals.setdefault(run.label, {}).setdefault(game, []).append(run.rows[-1]["eval_return"])
+    for label, games in sorted(finals.items()):
+        for game, returns in sorted(games.items()):
+            hns = [float(scores.human_normalized(game, r)) for r in returns]
+            percentile = _mean_std([scores.percentile_in_published(game, r) for r in returns])
+            lines.append(f"| {game} | {label} | {_mean_std(returns)} | {_mean_std(hns)} | {percentile} | {len(returns)} |")
+    if not finals:
+        return ""
+    lines += ["", "| method | games | seeds per game | IQM | median | mean | optimality gap |",
+              "|---|---|---|---|---|---|---|"]
+    for label, games in sorted(finals.items()):
+        seeds = min(len(r) for r in games.values())
+        matrix = np.stack([scores.human_normalized(g, r[:seeds]) for g, r in sorted(games.items())], axis=1)
+        cells = [f"{point:.3f} [{low:.3f}, {high:.3f}]" for point, low, high in scores.aggregate_table(matrix, reps).values()]
+        lines.append(f"| {label} | {len(games)} | {seeds} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -226,6 +259,10 @@ def report(directories: list[str | pathlib.Path], out: str | pathlib.Path) -> tu
         sections += ["Final test accuracy in %, mean ± standard deviation over seeds.", "", table(runs), ""]
     if any(r.is_rl for r in runs):
         sections += ["Final evaluation return, mean ± standard deviation over seeds.", "", rl_table(runs), ""]
+        atari = atari_tables(runs)
+        if atari:
+            sections += ["Atari-100k: human-normalised scores; aggregates with 95% stratified-bootstrap intervals.", "",
+                         atari, ""]
     text = "\n".join(sections).strip()
     figures = plots(runs, out)
     body = ["# Report", "", text, ""]

@@ -43,6 +43,11 @@ def published_scores(agent: str) -> dict[str, np.ndarray]:
     return {game: np.array([s for _, s in sorted(values)]) for game, values in runs.items()}
 
 
+def reference_name(game: str) -> str:
+    """The reference tables' spelling of a game ('bank_heist' -> 'BankHeist', 'up_n_down' -> 'UpNDown')."""
+    return "".join(part.capitalize() for part in game.split("_"))
+
+
 def human_normalized(game: str, score):
     """(score - random) / (human - random) for `game` (a number or an array of scores)."""
     if game not in reference_scores():

@@ -57,13 +57,11 @@ def load_runs(directories: list[str | pathlib.Path]) -> list[Run]:
     return runs
 
 
-def _mean_spread(values: list[float]) -> str:
+def _mean_std(values: list[float]) -> str:
     if not values:
         return "-"
-    mean = statistics.fmean(values)
-    if len(values) == 1:
-        return f"{100 * mean:.2f}"
-    return f"{100 * mean:.2f} ± {100 * statistics.stdev(values):.2f}"
+    spread = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else ""
+    return f"{statistics.fmean(values):.2f}{spread}"
 
 
 def table(runs: list[Run]) -> str:
@@ -78,19 +76,12 @@ def table(runs: list[Run]) -> str:
         finals = [r.rows[-1] for r in members if r.finished and r.rows]
         unfinished = len(members) - len(finals)
         seeds = f"{len(finals)}" + (f" (+{unfinished} unfinished)" if unfinished else "")
-        column = lambda key: _mean_spread([f[key] for f in finals if key in f])  # noqa: E731
+        column = lambda key: _mean_std([100 * f[key] for f in finals if key in f])  # noqa: E731
         lines.append(f"| {setting} | {label} | {column('test_acc')} | {column('test_acc_hare')} | "
                      f"{column('train_acc')} | {seeds} |")
         if any("test_acc_shadow" in f for f in finals):
             lines.append(f"| {setting} | {label} EMA (shadow) | {column('test_acc_shadow')} | - | - | {seeds} |")
     return "\n".join(lines)
-
-
-def _mean_std(values: list[float]) -> str:
-    if not values:
-        return "-"
-    spread = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else ""
-    return f"{statistics.fmean(values):.2f}{spread}"
 
 
 def rl_table(runs: list[Run]) -> str:

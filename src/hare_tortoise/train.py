@@ -91,6 +91,8 @@ class Trainer:
         settings = {k: getattr(config, k) for name in streams.PROTOCOLS for k in streams.options(name)}
         self.phases = streams.build(config.protocol, dataset.y_train, dataset.num_classes,
                                     math.prod(dataset.input_shape), config.epochs, config.seed, **settings)
+        for phase in self.phases:  # once, not every epoch
+            phase.indices, phase.labels = phase.indices.to(self.device), phase.labels.to(self.device)
         self.data = dataset.to(self.device)
         self.inputs = Inputs(dataset.mean, dataset.std, augment=config.augment)
         self.eval_inputs = Inputs(dataset.mean, dataset.std)
@@ -179,7 +181,7 @@ class Trainer:
     def _epoch(self, index: int, epoch: int, optimizer) -> dict:
         phase, config, method = self.phases[index], self.config, self.method
         generator = torch.Generator(self.device).manual_seed(_epoch_seed(config.seed, index, epoch))
-        indices, labels = phase.indices.to(self.device), phase.labels.to(self.device)
+        indices, labels = phase.indices, phase.labels
         permutation = phase.input_permutation
         batches = shuffled_batches(len(indices), config.batch_size, generator)
         steps = len(batches) * phase.epochs

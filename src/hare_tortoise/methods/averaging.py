@@ -28,9 +28,11 @@ class EMA(Method):
     def __post_init__(self):
         check_momentum(self.momentum)
 
+    reset_every_steps = None  # EMA never resets the trained network; H&T may, counting steps
+
     def attach(self, model: nn.Module) -> None:
         super().attach(model)
-        self.pair = HareTortoise(model, momentum=self.momentum)
+        self.pair = HareTortoise(model, momentum=self.momentum, reset_every=self.reset_every_steps)
 
     def after_step(self, optimizer, inputs) -> None:
         self.pair.update()
@@ -98,10 +100,6 @@ class HareTortoiseMethod(EMA):
         check_one_schedule(self, "reset_every_epochs", "reset_every_steps")
         if self.first_reset not in ("after_first_epoch", "after_k_epochs"):
             raise ValueError(f"first_reset must be 'after_first_epoch' or 'after_k_epochs', got {self.first_reset!r}")
-
-    def attach(self, model: nn.Module) -> None:
-        Method.attach(self, model)
-        self.pair = HareTortoise(model, momentum=self.momentum, reset_every=self.reset_every_steps)
 
     def after_step(self, optimizer, inputs) -> None:
         self.pair.step()  # resets by itself only when counting steps

@@ -113,6 +113,11 @@ RL_METHODS = {"hare_tortoise": {"momentum": 0.995, "reset_every_epochs": None, "
 PRESETS["minatar-dqn"] = Preset(
     "minatar-dqn", "this machine: MinAtar (--env GAME) / DQN with the MinAtar paper's settings, 100k agent steps",
     {"env": "minatar", "game": "breakout", "steps": 100_000, "eval_episodes": 30}, RL_METHODS, kind="rl")
+PRESETS["minatar-dqn-50k"] = Preset(
+    "minatar-dqn-50k", "this machine's MinAtar evidence: minatar-dqn at half the budget, 50k agent steps, with the "
+    "exploration decay halved to match (25k steps)",
+    {"env": "minatar", "game": "breakout", "steps": 50_000, "eval_episodes": 30,
+     "agent_settings": {"epsilon_decay": 25_000}}, RL_METHODS, kind="rl")
 PRESETS["atari100k-drq"] = Preset(
     "atari100k-drq", "Atari-100k (--env GAME, e.g. pong) / DrQ(eps) as Dopamine configures it, 100k agent steps, "
     "100 evaluation episodes", {"env": "atari100k", "game": "pong", "agent": "drq_eps", "steps": 100_000,

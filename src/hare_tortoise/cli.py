@@ -1,4 +1,4 @@
-"""The command line: `hare-tortoise run | list | report | data download`."""
+"""The command line: `hare-tortoise run | sweep | list | report | data download`."""
 
 from __future__ import annotations
 
@@ -89,6 +89,23 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from . import sweep
+
+    seeds = sweep.parse_seeds(args.seeds)
+    games = sweep.parse_games(args.env, args.preset)
+    methods_ = [m.strip() for m in args.methods.split(",")]
+    if args.dry_run:
+        for spec in sweep.grid(args.preset, methods_, seeds, args.overrides, args.out, games, args.data_dir):
+            print(f"{spec.name:50s} {'finished' if spec.finished() else 'to run'}")
+        return 0
+    outcome = sweep.sweep(args.preset, methods_, seeds, args.overrides, args.out, games, args.backend, args.workers,
+                          args.threads_per_run, args.address, args.gpus_per_run, args.data_dir,
+                          progress=lambda line: print(line, file=sys.stderr, flush=True))
+    print(sweep.summary_text(outcome, args.out))
+    return 1 if outcome.failed else 0
+
+
 def cmd_download(args) -> int:
     from .data.download import download
 
@@ -114,6 +131,26 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("overrides", nargs="*", metavar="key=value")
     run.set_defaults(handler=cmd_run)
 
+    sweeping = commands.add_parser("sweep", help="run a grid of methods x seeds (x games x overrides)", description=(
+        "Expand PRESET over --methods, --seeds, --env games and every override written key=v1,v2, and run the grid "
+        "into OUT/[GAME/]METHOD/[KEY=VALUE,...]/seedN. Re-running skips finished runs and resumes unfinished ones; "
+        "a failed run is retried once, then reported at the end."))
+    sweeping.add_argument("preset", help="a preset name (hare-tortoise list presets)")
+    sweeping.add_argument("--methods", default="base", help="comma-separated method names (default base)")
+    sweeping.add_argument("--seeds", default="1-3", help="seeds as 1-5 or 1,3,7 (default 1-3)")
+    sweeping.add_argument("--out", required=True, help="the sweep directory")
+    sweeping.add_argument("--env", help="games of an RL preset, comma-separated, or 'all'")
+    sweeping.add_argument("--backend", default="local", choices=["local", "ray"],
+                          help="local processes (default) or Ray tasks")
+    sweeping.add_argument("--workers", type=int, help="runs at a time (default: CPU cores / threads per run)")
+    sweeping.add_argument("--threads-per-run", type=int, help="CPU threads of each run (default: cores / workers)")
+    sweeping.add_argument("--address", help="the Ray cluster to join (default: start a local Ray instance)")
+    sweeping.add_argument("--gpus-per-run", type=float, default=0.0, help="GPUs each Ray task declares (default 0)")
+    sweeping.add_argument("--data-dir", help="where data files are looked for first")
+    sweeping.add_argument("--dry-run", action="store_true", help="list the runs and whether each is finished")
+    sweeping.add_argument("overrides", nargs="*", metavar="key=value[,value...]")
+    sweeping.set_defaults(handler=cmd_sweep)
+
     listing = commands.add_parser("list", help="list presets, methods, datasets, models or protocols")
     listing.add_argument("what", nargs="?", default="presets",
                          choices=["presets", "methods", "datasets", "models", "protocols"])
@@ -137,10 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     top = parser()
     args, extra = top.parse_known_args(argv)
     # key=value overrides may stand anywhere after the preset, also after options such as --method
-    unknown = [e for e in extra if args.command != "run" or "=" not in e or e.startswith("-")]
+    unknown = [e for e in extra if args.command not in ("run", "sweep") or "=" not in e or e.startswith("-")]
     if unknown:
         top.error(f"unrecognized arguments: {' '.join(unknown)}")
-    if args.command == "run":
+    if args.command in ("run", "sweep"):
         args.overrides += extra
     try:
         return args.handler(args)

@@ -1,0 +1,97 @@
+"""Sweeps: the grid and its names, idempotence, a failing run that neither stops the others nor escapes its
+retry, the Ray backend writing the same runs as the local one, and the CLI."""
+
+import json
+import pathlib
+
+import pytest
+
+from hare_tortoise import sweep
+from hare_tortoise.cli import main
+from hare_tortoise.config import ConfigError
+from hare_tortoise.runs import RunStore
+
+
+def test_grid_names_each_run_after_the_coordinates_that_vary(tmp_path):
+    specs = sweep.grid("smoke", ["base", "ema"], [1, 2], ["lr=0.01,0.02", "epochs=3"], tmp_path)
+    assert [s.name for s in specs] == [f"{m}/lr={lr}/seed{seed}" for m in ("base", "ema")
+                                       for lr in ("0.01", "0.02") for seed in (1, 2)]
+    first = specs[0]
+    assert first.overrides == ("lr=0.01", "epochs=3")  # a fixed override is applied but not part of the name
+    assert first.out == str(tmp_path.resolve() / "base/lr=0.01/seed1")
+    assert first.command()[-2:] == ["lr=0.01", "epochs=3"] and "--seed" in first.command()
+
+
+def test_grid_over_games_and_seed_ranges(tmp_path):
+    games = sweep.parse_games("all", "minatar-dqn")
+    assert games == ["asterix", "breakout", "freeway", "seaquest", "space_invaders"]
+    specs = sweep.grid("minatar-dqn", ["base", "hare_tortoise"], sweep.parse_seeds("1-3"), [], tmp_path, games)
+    assert len(specs) == 5 * 2 * 3 and specs[0].name == "asterix/base/seed1" and specs[0].game == "asterix"
+    assert sweep.parse_seeds("1-3,10") == [1, 2, 3, 10]
+
+
+@pytest.mark.parametrize("bad", [
+    lambda p: sweep.grid("smoke", ["nonsense"], [1], [], p),
+    lambda p: sweep.grid("smoke", ["base"], [1], ["no_such_key=1,2"], p),
+    lambda p: sweep.grid("smoke", ["base"], [1], ["lr"], p),
+    lambda p: sweep.parse_seeds("one"),
+    lambda p: sweep.parse_seeds("1,1"),
+    lambda p: sweep.parse_games("pong", "smoke"),
+    lambda p: sweep.grid("minatar-dqn", ["base"], [1], [], p, ["pong"]),
+])
+def test_bad_input_stops_the_sweep_before_anything_runs(bad, tmp_path):
+    with pytest.raises(ConfigError):
+        bad(tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+def final_rows(root: pathlib.Path) -> dict[str, dict]:
+    """Each finished run's final row without its timings (elapsed, seconds), keyed by its path under root."""
+    rows = {}
+    for summary in sorted(root.rglob("summary.json")):
+        final = RunStore(summary.parent).rows()[-1]
+        timings = {k for k in final if k == "elapsed" or "second" in k}
+        rows[str(summary.parent.relative_to(root))] = {k: v for k, v in final.items() if k not in timings}
+    return rows
+
+
+def test_a_failing_run_is_retried_once_and_reported_while_the_others_finish(tmp_path):
+    # lr=1e30 makes the loss NaN: the run exits 3 (diverged) on both attempts
+    outcome = sweep.sweep("smoke", ["base"], [1], ["lr=0.01,1e30"], tmp_path, workers=2)
+    assert [s.name for s in outcome.finished] == ["base/lr=0.01/seed1"]
+    [(spec, code, tail)] = outcome.failed
+    assert spec.name == "base/lr=1e30/seed1" and code == 3 and "became nan" in tail
+    log = pathlib.Path(sweep.log_path(tmp_path, spec)).read_text()
+    assert log.count("$ ") == 2  # tried, then retried once
+    assert "FAILED base/lr=1e30/seed1 (exit 3" in sweep.summary_text(outcome, tmp_path)
+
+
+def test_a_second_sweep_runs_nothing_and_the_ray_backend_writes_the_same_runs(tmp_path):
+    local, again = tmp_path / "local", None
+    first = sweep.sweep("smoke", ["base", "hare_tortoise"], [1], [], local, workers=2)
+    assert len(first.finished) == 2 and not first.failed
+    stamps = {p: p.stat().st_mtime_ns for p in local.rglob("*") if p.is_file()}
+    again = sweep.sweep("smoke", ["base", "hare_tortoise"], [1], [], local, workers=2)
+    assert not again.finished and len(again.skipped) == 2
+    assert {p: p.stat().st_mtime_ns for p in local.rglob("*") if p.is_file()} == stamps
+
+    pytest.importorskip("ray")
+    remote = tmp_path / "ray"
+    outcome = sweep.sweep("smoke", ["base", "hare_tortoise"], [1], [], remote, backend="ray", workers=2)
+    assert len(outcome.finished) == 2 and not outcome.failed
+    assert final_rows(remote) == final_rows(local) and len(final_rows(local)) == 2
+    configs = [json.loads((root / "hare_tortoise/seed1/config.json").read_text()) for root in (local, remote)]
+    assert configs[0] == configs[1]
+
+
+def test_the_sweep_command(tmp_path, capsys):
+    assert main(["sweep", "smoke", "--methods", "base,ema", "--seeds", "1-2", "--out", str(tmp_path), "--dry-run",
+                 "lr=0.01,0.02"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert len(listed) == 8 and listed[0].split() == ["base/lr=0.01/seed1", "to", "run"]
+    assert main(["sweep", "smoke", "--methods", "base", "--seeds", "1", "--out", str(tmp_path / "s"),
+                 "--workers", "1", "epochs=1"]) == 0
+    assert "1 runs finished, 0 were finished before, 0 failed" in capsys.readouterr().out
+    assert main(["sweep", "smoke", "--methods", "bogus", "--out", str(tmp_path / "t")]) == 2
+    assert "unknown method 'bogus'" in capsys.readouterr().err
+    assert main(["sweep", "smoke", "--out", str(tmp_path / "t"), "--workers", "0"]) == 2

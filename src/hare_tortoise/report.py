@@ -1,16 +1,21 @@
-"""Reports over run directories: a Markdown table of final accuracies per setting and method, and plots."""
+"""Reports over run directories or a sweep: tables of final results with 95% bootstrap intervals over seeds and
+paired differences against `base` (Markdown and CSV), and plots (curves with shaded intervals and phase
+boundaries, final accuracies with intervals, plasticity metrics over phases). RL runs: see `rl/report.py`."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import math
 import pathlib
-import statistics
 
 import numpy as np
 
 from .runs import RunStore
+from .stats import MIN_SEEDS, Interval, bootstrap_means, mean_interval, paired_difference
+
+CURVE_REPS = 1000  # bootstrap replicates per curve point: the bands are drawn, not tabulated
 
 
 @dataclasses.dataclass
@@ -23,6 +28,14 @@ class Run:
     @property
     def is_rl(self) -> bool:
         return "agent" in self.config
+
+    @property
+    def seed(self) -> int:
+        return self.config["seed"]
+
+    @property
+    def final(self) -> dict:
+        return self.rows[-1]
 
     @property
     def setting(self) -> str:
@@ -57,120 +70,116 @@ def load_runs(directories: list[str | pathlib.Path]) -> list[Run]:
     return runs
 
 
-def _mean_std(values: list[float]) -> str:
-    if not values:
-        return "-"
-    spread = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else ""
-    return f"{statistics.fmean(values):.2f}{spread}"
+@dataclasses.dataclass
+class Cell:
+    """One table row: a setting and method, its columns as intervals over seeds, and how many seeds it has."""
+
+    setting: str
+    label: str
+    columns: dict[str, Interval]
+    seeds: int
+    unfinished: int = 0
 
 
-def table(runs: list[Run]) -> str:
-    """Markdown: per setting and method, final test accuracy (mean ± std over seeds, in %) of the reported network,
-    of the trained network (hare), the EMA shadow where kept, and the final train accuracy."""
+def group(runs: list[Run]) -> dict[tuple[str, str], list[Run]]:
     groups: dict[tuple[str, str], list[Run]] = {}
     for run in runs:
-        if not run.is_rl:
-            groups.setdefault((run.setting, run.label), []).append(run)
-    lines = ["| setting | method | test acc | hare test acc | train acc | seeds |", "|---|---|---|---|---|---|"]
-    for (setting, label), members in sorted(groups.items()):
-        finals = [r.rows[-1] for r in members if r.finished and r.rows]
-        unfinished = len(members) - len(finals)
-        seeds = f"{len(finals)}" + (f" (+{unfinished} unfinished)" if unfinished else "")
-        column = lambda key: _mean_std([100 * f[key] for f in finals if key in f])  # noqa: E731
-        lines.append(f"| {setting} | {label} | {column('test_acc')} | {column('test_acc_hare')} | "
-                     f"{column('train_acc')} | {seeds} |")
-        if any("test_acc_shadow" in f for f in finals):
-            lines.append(f"| {setting} | {label} EMA (shadow) | {column('test_acc_shadow')} | - | - | {seeds} |")
-    return "\n".join(lines)
+        groups.setdefault((run.setting, run.label), []).append(run)
+    return dict(sorted(groups.items()))
 
 
-def rl_table(runs: list[Run]) -> str:
-    """Markdown: per game and method, the final evaluation return (mean ± std over seeds) of the network the method
-    reports and of the online network, agent steps per second and the share of time in network updates."""
-    groups: dict[tuple[str, str], list[Run]] = {}
-    for run in runs:
-        if run.is_rl:
-            groups.setdefault((run.setting, run.label), []).append(run)
-    lines = ["| setting | method | eval return | online eval return | steps/s | update share | seeds |",
-             "|---|---|---|---|---|---|---|"]
-    for (setting, label), members in sorted(groups.items()):
-        finals = [r.rows[-1] for r in members if r.finished and r.rows]
-        column = lambda key: [f[key] for f in finals]  # noqa: E731
-        share = _mean_std([100 * v for v in column("update_share")])
-        lines.append(f"| {setting} | {label} | {_mean_std(column('eval_return'))} | "
-                     f"{_mean_std(column('eval_return_online'))} | {_mean_std(column('steps_per_second'))} | "
-                     f"{share}% | {len(finals)} |")
-    return "\n".join(lines)
+def by_seed(members: list[Run], key: str, scale: float = 1.0) -> dict[int, float]:
+    """Final `key` of each finished run, keyed by seed."""
+    return {r.seed: scale * r.final[key] for r in members if r.finished and r.rows and key in r.final}
 
 
-def atari_tables(runs: list[Run], reps: int = 2000) -> str:
-    """For Atari-100k runs: per game and method the human-normalised score (HNS) of the reported network and, for
-    DrQ(eps), where its return falls among the 100 published DrQ(eps) runs; then per method the aggregates over
-    games (IQM, median, mean, optimality gap) with 95% stratified-bootstrap intervals, over as many seeds as every
-    game has."""
-    from .rl import scores
-
-    finals: dict[str, dict[str, list[float]]] = {}
-    lines = ["| game | method | eval return | HNS | percentile among published DrQ(eps) runs | seeds |",
-             "|---|---|---|---|---|---|"]
-    for run in sorted((r for r in runs if r.is_rl and r.config["env"] == "atari100k" and r.finished),
-                      key=lambda r: (r.config["game"], r.label)):
-        game = scores.reference_name(run.config["game"])
-        finals.setdefault(run.label, {}).setdefault(game, []).append(run.rows[-1]["eval_return"])
-    for label, games in sorted(finals.items()):
-        for game, returns in sorted(games.items()):
-            hns = [float(scores.human_normalized(game, r)) for r in returns]
-            percentile = _mean_std([scores.percentile_in_published(game, r) for r in returns])
-            lines.append(f"| {game} | {label} | {_mean_std(returns)} | {_mean_std(hns)} | {percentile} | {len(returns)} |")
-    if not finals:
-        return ""
-    lines += ["", "| method | games | seeds per game | IQM | median | mean | optimality gap |",
-              "|---|---|---|---|---|---|---|"]
-    for label, games in sorted(finals.items()):
-        seeds = min(len(r) for r in games.values())
-        matrix = np.stack([scores.human_normalized(g, r[:seeds]) for g, r in sorted(games.items())], axis=1)
-        cells = [f"{point:.3f} [{low:.3f}, {high:.3f}]" for point, low, high in scores.aggregate_table(matrix, reps).values()]
-        lines.append(f"| {label} | {len(games)} | {seeds} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+def baseline_label(runs: list[Run], setting: str) -> str | None:
+    """The label of the `base` runs of a setting (cold, warm or base), if the setting has any."""
+    return next((r.label for r in runs if r.setting == setting and r.config["method"] == "base"), None)
 
 
-def _curves(members: list[Run], key: str) -> tuple[list[int], list[float]]:
-    """Epoch index (over all phases) and the mean of `key` over the runs at the epochs where all have it."""
-    by_epoch: dict[int, list[float]] = {}
+def _cold_reference(runs: list[Run], like: Run) -> list[Run]:
+    """Finished cold-start base runs of the same dataset, model and augmentation as `like`."""
+    same = ("dataset", "model", "augment")
+    return [r for r in runs if not r.is_rl and r.finished and r.config["protocol"] == "cold"
+            and r.config["method"] == "base" and all(r.config[k] == like.config[k] for k in same)]
+
+
+def supervised_cells(runs: list[Run]) -> list[Cell]:
+    """Per setting and method: final test accuracy (in %) of the reported network and of the hare, train accuracy,
+    the paired difference to the setting's base, and for warm starts the gap to cold start (cold minus this: the
+    accuracy the warm start still costs); an EMA shadow, where kept, gets its own row."""
+    supervised = [r for r in runs if not r.is_rl]
+    cells = []
+    for (setting, label), members in group(supervised).items():
+        finished = [r for r in members if r.finished and r.rows]
+        test = by_seed(members, "test_acc", 100)
+        columns = {"test acc": mean_interval(test.values()),
+                   "hare test acc": mean_interval(by_seed(members, "test_acc_hare", 100).values()),
+                   "train acc": mean_interval(by_seed(members, "train_acc", 100).values())}
+        base = baseline_label(supervised, setting)
+        base_test = by_seed([r for r in supervised if r.setting == setting and r.label == base], "test_acc", 100)
+        columns["Δ vs base"] = paired_difference(test, base_test) if base and base != label else mean_interval([])
+        cold = _cold_reference(supervised, members[0]) if members[0].config["protocol"] == "warm_start" else []
+        columns["warm-start gap"] = paired_difference(by_seed(cold, "test_acc", 100), test) if cold else mean_interval([])
+        cells.append(Cell(setting, label, columns, len(finished), len(members) - len(finished)))
+        shadow = by_seed(members, "test_acc_shadow", 100)
+        if shadow:
+            cells.append(Cell(setting, f"{label} EMA (shadow)", {"test acc": mean_interval(shadow.values())},
+                              len(shadow)))
+    return cells
+
+
+def markdown(cells: list[Cell], scale_note: str = "") -> str:
+    """The cells as a Markdown table: a column per interval, then the seeds (flagged below MIN_SEEDS)."""
+    names = list(dict.fromkeys(name for cell in cells for name in cell.columns))
+    lines = ["| setting | method | " + " | ".join(names) + " | seeds |", "|---" * (len(names) + 3) + "|"]
+    for cell in cells:
+        values = [cell.columns[n].format() if n in cell.columns else "-" for n in names]
+        seeds = f"{cell.seeds}" + (f" (+{cell.unfinished} unfinished)" if cell.unfinished else "")
+        seeds += " ⚠" if cell.seeds < MIN_SEEDS else ""
+        lines.append(f"| {cell.setting} | {cell.label} | " + " | ".join(values) + f" | {seeds} |")
+    few = [f"{c.setting} {c.label}" for c in cells if c.seeds < MIN_SEEDS]
+    if few:
+        lines += ["", f"⚠ fewer than {MIN_SEEDS} finished seeds (intervals unreliable or absent): " + "; ".join(few)]
+    return (scale_note + "\n\n" if scale_note else "") + "\n".join(lines)
+
+
+def write_csv(cells: list[Cell], path: pathlib.Path) -> None:
+    """One line per cell and column: setting, method, quantity, mean, low, high, seeds."""
+    with open(path, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["setting", "method", "quantity", "mean", "ci_low", "ci_high", "seeds"])
+        for cell in cells:
+            for name, value in cell.columns.items():
+                if value.n:
+                    writer.writerow([cell.setting, cell.label, name, value.mean, value.low, value.high, value.n])
+
+
+def curve(members: list[Run], key: str, x: str | None = None):
+    """x (epoch index over all phases, or the row field `x`) and the mean, low and high over the runs of `key`,
+    at the points every run has reached."""
+    by_point: dict[float, list[float]] = {}
     for run in members:
         for index, row in enumerate(run.rows):
             if key in row and math.isfinite(row[key]):
-                by_epoch.setdefault(index + 1, []).append(row[key])
-    epochs = sorted(e for e, v in by_epoch.items() if len(v) == len(members))
-    return epochs, [statistics.fmean(by_epoch[e]) for e in epochs]
+                by_point.setdefault(row[x] if x else index + 1, []).append(row[key])
+    points = sorted(p for p, v in by_point.items() if len(v) == len(members))
+    if not points:
+        return [], [], [], []
+    mean, low, high = bootstrap_means(np.array([by_point[p] for p in points]).T, reps=CURVE_REPS)
+    return points, mean, low, high
 
 
-def _cold_references(runs: list[Run], setting_run: Run) -> list[tuple[str, float]]:
-    """Final test accuracies (mean over seeds) of cold-start runs of the same dataset and model, and their shadows."""
-    cold = [r for r in runs if r.finished and r.config["protocol"] == "cold" and r.config["method"] == "base"
-            and r.config["dataset"] == setting_run.config["dataset"] and r.config["model"] == setting_run.config["model"]]
-    references = []
-    for key, label in (("test_acc", "cold (final)"), ("test_acc_shadow", "cold EMA (final)")):
-        values = [r.rows[-1][key] for r in cold if key in r.rows[-1]]
-        if values:
-            references.append((label, statistics.fmean(values)))
-    return references
+def draw(axis, members: list[Run], key: str, colour: str, label: str, linestyle="-", x: str | None = None) -> None:
+    """The mean curve of `key` with its 95% bootstrap band over seeds."""
+    points, mean, low, high = curve(members, key, x)
+    if points:
+        axis.plot(points, mean, color=colour, linestyle=linestyle, label=label)
+        axis.fill_between(points, low, high, color=colour, alpha=0.15, linewidth=0)
 
 
-def _test_curves(axis, members: list[Run], labels: list[str], references) -> None:
-    for colour, label in enumerate(labels):
-        group = [r for r in members if r.label == label]
-        axis.plot(*_curves(group, "test_acc"), color=f"C{colour}", label=label)
-        if group[0].config["method"] in ("hare_tortoise", "ema"):
-            axis.plot(*_curves(group, "test_acc_hare"), color=f"C{colour}", linestyle=":", label=f"{label} (hare)")
-        epochs, values = _curves(group, "test_acc_shadow")
-        if values:
-            axis.plot(epochs, values, color=f"C{colour}", linestyle="--", label=f"{label} EMA (shadow)")
-    for style, (label, value) in zip(("-.", (0, (1, 3))), references):
-        axis.axhline(value, color="black", linewidth=0.9, linestyle=style, label=label)
-
-
-def _save(figure, path: pathlib.Path) -> pathlib.Path:
+def save(figure, path: pathlib.Path) -> pathlib.Path:
     import matplotlib.pyplot as plt
 
     figure.tight_layout()
@@ -179,39 +188,39 @@ def _save(figure, path: pathlib.Path) -> pathlib.Path:
     return path
 
 
-def plots(runs: list[Run], out: pathlib.Path) -> list[pathlib.Path]:
-    """Per setting: test accuracy of the reported network (solid), the hare (dotted) and any EMA shadow (dashed)
-    over epochs, with phase boundaries and cold-start references, whole run and last phase side by side; and
-    train against test accuracy. PNG files in `out`."""
-    import matplotlib
+def _test_curves(axis, members: list[Run], labels: list[str], references: list[tuple[str, float]]) -> None:
+    for colour, label in enumerate(labels):
+        runs = [r for r in members if r.label == label]
+        draw(axis, runs, "test_acc", f"C{colour}", label)
+        if runs[0].config["method"] in ("hare_tortoise", "ema"):
+            draw(axis, runs, "test_acc_hare", f"C{colour}", f"{label} (hare)", ":")
+        draw(axis, runs, "test_acc_shadow", f"C{colour}", f"{label} EMA (shadow)", "--")
+    for style, (label, value) in zip(("-.", (0, (1, 3))), references):
+        axis.axhline(value, color="black", linewidth=0.9, linestyle=style, label=label)
 
-    matplotlib.use("Agg")
+
+def _references(runs: list[Run], like: Run) -> list[tuple[str, float]]:
+    cold = _cold_reference(runs, like)
+    found = [(label, mean_interval(by_seed(cold, key).values()).mean)
+             for key, label in (("test_acc", "cold (final)"), ("test_acc_shadow", "cold EMA (final)"))]
+    return [(label, value) for label, value in found if math.isfinite(value)]
+
+
+def supervised_plots(runs: list[Run], out: pathlib.Path) -> list[pathlib.Path]:
+    """Per setting: test accuracy over epochs (reported network solid, hare dotted, EMA shadow dashed; bands are
+    95% bootstrap intervals over seeds) with phase boundaries and cold-start references, whole run and last phase;
+    train against test accuracy; final accuracies with intervals; plasticity metrics at the end of each phase."""
     import matplotlib.pyplot as plt
 
-    out.mkdir(parents=True, exist_ok=True)
+    supervised = [r for r in runs if not r.is_rl]
     written = []
-    for setting in sorted({r.setting for r in runs if r.is_rl}):
-        members = [r for r in runs if r.setting == setting]
-        figure, axis = plt.subplots(figsize=(8, 4.5))
-        for colour, label in enumerate(sorted({r.label for r in members})):
-            group = [r for r in members if r.label == label]
-            by_step: dict[int, list[float]] = {}
-            for run in group:
-                for row in run.rows:
-                    if "recent_return" in row:
-                        by_step.setdefault(row["step"], []).append(row["recent_return"])
-            steps = sorted(s for s, v in by_step.items() if len(v) == len(group))
-            axis.plot(steps, [statistics.fmean(by_step[s]) for s in steps], color=f"C{colour}", label=label)
-        axis.set(xlabel="agent step", ylabel="return (mean of the last 100 training episodes)", title=setting)
-        axis.legend(fontsize=8)
-        written.append(_save(figure, out / f"{setting.replace('/', '_')}-returns.png"))
-    for setting in sorted({r.setting for r in runs if not r.is_rl}):
-        members = [r for r in runs if r.setting == setting]
+    for setting in sorted({r.setting for r in supervised}):
+        members = [r for r in supervised if r.setting == setting]
         labels = sorted({r.label for r in members})
         name = setting.replace("/", "_")
         longest = max(members, key=lambda r: len(r.rows))
         boundaries = [i + 1 for i, row in enumerate(longest.rows) if row.get("phase_end")]
-        references = [] if longest.config["protocol"] == "cold" else _cold_references(runs, longest)
+        references = [] if longest.config["protocol"] == "cold" else _references(runs, longest)
 
         figure, (whole, last) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [3, 2]})
         for axis in (whole, last):
@@ -219,44 +228,105 @@ def plots(runs: list[Run], out: pathlib.Path) -> list[pathlib.Path]:
             for boundary in boundaries[:-1]:
                 axis.axvline(boundary, color="grey", linewidth=0.8, linestyle="--")
         whole.set(xlabel="epoch (all phases)", ylabel="test accuracy", title=f"{setting}: test accuracy")
-        start = boundaries[-2] if len(boundaries) > 1 else 0
-        last.set_xlim(start, boundaries[-1] if boundaries else None)
-        finals = [v for label in labels for v in _curves([r for r in members if r.label == label], "test_acc")[1][-1:]]
+        last.set_xlim(boundaries[-2] if len(boundaries) > 1 else 0, boundaries[-1] if boundaries else None)
+        finals = [r.final["test_acc"] for r in members if r.finished] + [v for _, v in references]
         if finals:
-            last.set_ylim(min(finals + [v for _, v in references]) - 0.05, max(finals + [v for _, v in references]) + 0.02)
+            last.set_ylim(min(finals) - 0.05, max(finals) + 0.02)
         last.set(xlabel="epoch", title="last phase")
         last.legend(fontsize=7, loc="lower right")
-        written.append(_save(figure, out / f"{name}-test.png"))
+        written.append(save(figure, out / f"{name}-test.png"))
 
         figure, axis = plt.subplots(figsize=(8, 4.5))
         for colour, label in enumerate(labels):
-            group = [r for r in members if r.label == label]
-            axis.plot(*_curves(group, "train_acc"), color=f"C{colour}", linestyle="--", label=f"{label} train")
-            axis.plot(*_curves(group, "test_acc_hare"), color=f"C{colour}", label=f"{label} test (hare)")
+            group_runs = [r for r in members if r.label == label]
+            draw(axis, group_runs, "train_acc", f"C{colour}", f"{label} train", "--")
+            draw(axis, group_runs, "test_acc_hare", f"C{colour}", f"{label} test (hare)")
         for boundary in boundaries[:-1]:
             axis.axvline(boundary, color="grey", linewidth=0.8, linestyle="--")
         axis.set(xlabel="epoch (all phases)", ylabel="accuracy", title=f"{setting}: train vs test accuracy")
         axis.legend(fontsize=8)
-        written.append(_save(figure, out / f"{name}-train-vs-test.png"))
+        written.append(save(figure, out / f"{name}-train-vs-test.png"))
+        written.append(_final_bars(members, labels, setting, out / f"{name}-final.png"))
+        figure = _plasticity(members, labels, setting)
+        if figure is not None:
+            written.append(save(figure, out / f"{name}-plasticity.png"))
     return written
 
 
+def _final_bars(members: list[Run], labels: list[str], setting: str, path: pathlib.Path) -> pathlib.Path:
+    """Final test accuracy of the reported network and of the hare per method, with 95% bootstrap intervals."""
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(max(5, 1.1 * len(labels) + 2), 4))
+    width = 0.4
+    for offset, (key, name) in enumerate((("test_acc", "reported network"), ("test_acc_hare", "hare"))):
+        intervals = [mean_interval(by_seed([r for r in members if r.label == label], key, 100).values())
+                     for label in labels]
+        positions = np.arange(len(labels)) + (offset - 0.5) * width
+        means = np.array([i.mean for i in intervals])
+        errors = np.abs(np.array([[i.low, i.high] for i in intervals]).T - means)
+        axis.bar(positions, means, width, yerr=errors, capsize=3, label=name, color=f"C{offset}")
+    finite = [v for label in labels for v in by_seed([r for r in members if r.label == label], "test_acc", 100).values()]
+    if finite:
+        axis.set_ylim(min(finite) - 3, max(finite) + 2)
+    axis.set_xticks(np.arange(len(labels)), labels, rotation=30, ha="right")
+    axis.set(ylabel="final test accuracy (%)", title=f"{setting}: final accuracy, 95% bootstrap intervals")
+    axis.legend(fontsize=8)
+    return save(figure, path)
+
+
+def _plasticity(members: list[Run], labels: list[str], setting: str):
+    """The whole-network plasticity metrics (effective rank, dormant fraction, ...) at each phase end."""
+    import matplotlib.pyplot as plt
+
+    keys = sorted({k for r in members for row in r.rows if row.get("phase_end")
+                   for k in row if k.startswith("metrics/") and k.count("/") == 1})
+    if not keys:
+        return None
+    columns = min(4, len(keys))
+    rows = math.ceil(len(keys) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 2.8 * rows), squeeze=False)
+    for axis, key in zip(axes.flat, keys):
+        for colour, label in enumerate(labels):
+            runs = [r for r in members if r.label == label]
+            ends = [[row for row in r.rows if row.get("phase_end")] for r in runs]
+            phases = min(len(e) for e in ends)
+            if phases and all(key in e[p] for e in ends for p in range(phases)):
+                values = np.array([[e[p][key] for p in range(phases)] for e in ends])
+                mean, low, high = bootstrap_means(values, reps=CURVE_REPS)
+                axis.plot(range(phases), mean, marker="o", color=f"C{colour}", label=label)
+                axis.fill_between(range(phases), low, high, color=f"C{colour}", alpha=0.15, linewidth=0)
+        axis.set(title=key.removeprefix("metrics/").replace("_", " "), xlabel="phase", xticks=range(phases))
+    for axis in list(axes.flat)[len(keys):]:
+        axis.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    figure.suptitle(f"{setting}: plasticity metrics at the end of each phase (trained network)")
+    return figure
+
+
 def report(directories: list[str | pathlib.Path], out: str | pathlib.Path) -> tuple[str, list[pathlib.Path]]:
-    """Write `report.md` (the table and links to the plots) and the plots into `out`; returns the table and plots."""
+    """Write report.md (tables and plots), report.csv and the plots into `out`; returns the text and the plots."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from .rl import report as rl_report
+
     runs = load_runs(directories)
     out = pathlib.Path(out)
-    sections = []
+    out.mkdir(parents=True, exist_ok=True)
+    sections, cells = [], []
     if any(not r.is_rl for r in runs):
-        sections += ["Final test accuracy in %, mean ± standard deviation over seeds.", "", table(runs), ""]
+        supervised = supervised_cells(runs)
+        cells += supervised
+        sections += [markdown(supervised, "Final accuracy in %: mean over seeds [95% percentile-bootstrap interval]. "
+                              "Δ vs base: paired by seed. Warm-start gap: cold-start base minus this, paired."), ""]
     if any(r.is_rl for r in runs):
-        sections += ["Final evaluation return, mean ± standard deviation over seeds.", "", rl_table(runs), ""]
-        atari = atari_tables(runs)
-        if atari:
-            sections += ["Atari-100k: human-normalised scores; aggregates with 95% stratified-bootstrap intervals.", "",
-                         atari, ""]
+        text, rl_cells = rl_report.tables(runs)
+        cells += rl_cells
+        sections += [text, ""]
+    write_csv(cells, out / "report.csv")
+    figures = supervised_plots(runs, out) + rl_report.plots(runs, out)
     text = "\n".join(sections).strip()
-    figures = plots(runs, out)
-    body = ["# Report", "", text, ""]
-    body += [f"![{p.stem}]({p.name})" for p in figures]
+    body = ["# Report", "", text, ""] + [f"![{p.stem}]({p.name})" for p in figures]
     (out / "report.md").write_text("\n".join(body) + "\n")
     return text, figures

@@ -83,20 +83,25 @@ AGGREGATES: dict[str, Callable[[np.ndarray], float]] = {
 
 
 def stratified_bootstrap(scores: np.ndarray, statistic: Callable[[np.ndarray], float], reps: int = 2000,
-                         confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
+                         confidence: float = 0.95, seed: int = 0):
     """Percentile interval of `statistic` over `reps` replicates, each resampling runs with replacement
-    independently within every game (the game set stays fixed), as rliable's StratifiedBootstrap."""
+    independently within every game (the game set stays fixed), as rliable's StratifiedBootstrap. A statistic
+    returning an array (a performance profile) gets an interval per entry."""
     scores = np.asarray(scores, dtype=float)
     runs, games = scores.shape
     rng = np.random.default_rng(seed)
-    replicates = np.empty(reps)
     columns = np.arange(games)
-    for r in range(reps):
-        rows = rng.integers(0, runs, size=(runs, games))
-        replicates[r] = statistic(scores[rows, columns])
+    replicates = np.array([statistic(scores[rng.integers(0, runs, size=(runs, games)), columns])
+                           for _ in range(reps)])
     tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(replicates, [tail, 100 - tail])
-    return float(low), float(high)
+    low, high = np.percentile(replicates, [tail, 100 - tail], axis=0)
+    return (float(low), float(high)) if np.ndim(low) == 0 else (low, high)
+
+
+def performance_profile(scores: np.ndarray, taus: np.ndarray) -> np.ndarray:
+    """rliable's run-score distribution: for each threshold tau, the fraction of runs scoring above tau, averaged
+    over games (Agarwal et al. 2021, section 4)."""
+    return (np.asarray(scores, dtype=float)[..., None] > np.asarray(taus)).mean(axis=(0, 1))
 
 
 def aggregate_table(scores: np.ndarray, reps: int = 2000, seed: int = 0) -> dict[str, tuple[float, float, float]]:

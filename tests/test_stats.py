@@ -1,0 +1,79 @@
+"""Statistics over seeds on known inputs, and the report's cells built from them."""
+
+import math
+import pathlib
+
+import numpy as np
+import pytest
+
+from hare_tortoise.report import Run, markdown, supervised_cells, write_csv
+from hare_tortoise.rl import scores
+from hare_tortoise.stats import bootstrap_means, mean_interval, paired_difference
+
+
+def test_the_interval_of_equal_values_is_that_value_and_one_seed_has_no_interval():
+    assert mean_interval([2.5, 2.5, 2.5]) == mean_interval([2.5, 2.5, 2.5], seed=7)
+    single = mean_interval([4.0])
+    assert (single.mean, single.low, single.high, single.n) == (4.0, 4.0, 4.0, 1) and single.format() == "4.00"
+    assert mean_interval([]).n == 0 and mean_interval([]).format() == "-"
+    assert mean_interval([1.0, math.nan, 3.0]).n == 2  # a diverged seed is not averaged in
+
+
+def test_the_bootstrap_interval_covers_the_mean_and_matches_the_normal_theory_one():
+    values = np.random.default_rng(0).normal(10.0, 2.0, size=40)
+    interval = mean_interval(values)
+    assert interval.low < values.mean() < interval.high and interval.mean == pytest.approx(values.mean())
+    half_width = 1.96 * values.std(ddof=1) / math.sqrt(len(values))
+    assert (interval.high - interval.low) / 2 == pytest.approx(half_width, rel=0.15)
+    assert mean_interval(values) == mean_interval(values)  # seeded: the same report twice
+
+
+def test_bootstrap_means_works_column_by_column():
+    values = np.array([[1.0, 5.0], [1.0, 7.0], [1.0, 9.0]])
+    mean, low, high = bootstrap_means(values)
+    assert mean.tolist() == [1.0, 7.0] and low[0] == high[0] == 1.0 and 5.0 <= low[1] < 7.0 < high[1] <= 9.0
+
+
+def test_paired_differences_remove_what_the_seeds_share():
+    control = {1: 80.0, 2: 85.0, 3: 90.0, 4: 70.0}
+    treated = {1: 81.0, 2: 86.0, 3: 91.0, 5: 99.0}  # seed 4 and 5 have no partner
+    paired = paired_difference(treated, control)
+    assert (paired.mean, paired.low, paired.high, paired.n) == (1.0, 1.0, 1.0, 3)
+    unpaired = mean_interval(treated.values()).low - mean_interval(control.values()).high
+    assert unpaired < 0  # the unpaired intervals overlap; the paired one is exactly +1
+
+
+def test_the_performance_profile_counts_runs_above_each_threshold():
+    matrix = np.array([[0.0, 1.0], [2.0, 3.0]])  # 2 runs x 2 games
+    assert scores.performance_profile(matrix, np.array([-1.0, 0.5, 2.5, 3.0])).tolist() == [1.0, 0.75, 0.25, 0.0]
+    low, high = scores.stratified_bootstrap(matrix, lambda m: scores.performance_profile(m, np.array([0.5, 2.5])), 200)
+    assert low.shape == high.shape == (2,) and np.all(low <= high) and low[0] >= 0.5 and high[0] == 1.0
+
+
+def fake(setting: dict, method: str, seed: int, test_acc: float, shadow: float | None = None) -> Run:
+    config = {"dataset": "mnist1d", "model": "mlp", "augment": False, "memory": "accumulate", "method": method,
+              "seed": seed, **setting}
+    final = {"test_acc": test_acc, "test_acc_hare": test_acc - 0.01, "train_acc": 1.0, "phase_end": True}
+    if shadow is not None:
+        final["test_acc_shadow"] = shadow
+    return Run(pathlib.Path("."), config, [final], True)
+
+
+def test_report_cells_give_paired_differences_to_base_and_the_warm_start_gap(tmp_path):
+    warm, cold = {"protocol": "warm_start"}, {"protocol": "cold"}
+    runs = [fake(cold, "base", s, 0.90 + 0.01 * s, shadow=0.95) for s in (1, 2, 3)]
+    runs += [fake(warm, "base", s, 0.85 + 0.01 * s) for s in (1, 2, 3)]
+    runs += [fake(warm, "hare_tortoise", s, 0.88 + 0.01 * s) for s in (1, 2)]
+    cells = {(c.setting, c.label): c for c in supervised_cells(runs)}
+    ht, base = cells["mnist1d/mlp/warm_start", "hare_tortoise"], cells["mnist1d/mlp/warm_start", "warm"]
+    assert ht.columns["Δ vs base"].mean == pytest.approx(3.0) and ht.columns["Δ vs base"].n == 2
+    assert ht.columns["Δ vs base"].low == pytest.approx(3.0) and ht.columns["Δ vs base"].high == pytest.approx(3.0)
+    assert base.columns["warm-start gap"].mean == pytest.approx(5.0) and base.columns["Δ vs base"].n == 0
+    assert cells["mnist1d/mlp/cold", "cold EMA (shadow)"].columns["test acc"].mean == pytest.approx(95.0)
+    text = markdown(list(cells.values()))
+    assert "| mnist1d/mlp/warm_start | hare_tortoise | 89.50 [89.00, 90.00] |" in text
+    assert "| 2 ⚠ |" in text and "fewer than 3 finished seeds" in text and "warm_start hare_tortoise" in text
+    write_csv(list(cells.values()), tmp_path / "r.csv")
+    lines = (tmp_path / "r.csv").read_text().splitlines()
+    assert lines[0] == "setting,method,quantity,mean,ci_low,ci_high,seeds"
+    assert any(line.startswith("mnist1d/mlp/warm_start,hare_tortoise,Δ vs base,3.0") for line in lines)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import pathlib
 import sys
 
@@ -46,12 +47,17 @@ def cmd_run(args) -> int:
     if isinstance(config, RLConfig):
         from .rl.loop import train_rl
 
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise ConfigError("RL runs use one process; run them without torchrun (a sweep runs many at once)")
+
         final = train_rl(config, out, progress=not args.no_progress)["final"]
         print(f"{out}: evaluation return {final['eval_return']:.2f} (online network {final['eval_return_online']:.2f}) "
               f"over {config.eval_episodes} episodes; {final['steps_per_second']:.0f} agent steps/s, "
               f"{final['update_share']:.0%} of the time in network updates")
         return 0
     summary = train(config, out, progress=not args.no_progress)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for the run
+        return 0
     final = summary["final"]
     shadow = f", EMA shadow {final['test_acc_shadow']:.4f}" if "test_acc_shadow" in final else ""
     print(f"{out}: test accuracy {final['test_acc']:.4f} (hare {final['test_acc_hare']:.4f}{shadow}), "

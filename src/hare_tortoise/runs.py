@@ -86,6 +86,10 @@ class RunStore:
         kept = [r for r in self.rows() if tuple(r[k] for k in key) <= tuple(position)]
         atomic_write(self.metrics_path, lambda f: f.write("".join(json.dumps(r) + "\n" for r in kept).encode()))
 
+    def clear_rows(self) -> None:
+        """Drop every row: a run restarting from scratch (killed before its first checkpoint) repeats none."""
+        self.metrics_path.unlink(missing_ok=True)
+
     def save_checkpoint(self, state: dict) -> None:
         atomic_write(self.checkpoint_path, lambda f: torch.save(state, f))
 
@@ -99,3 +103,26 @@ class RunStore:
 
     def summary(self) -> dict | None:
         return json.loads(self.summary_path.read_text()) if self.summary_path.exists() else None
+
+
+class ReadOnlyRunStore(RunStore):
+    """The run directory as the ranks other than 0 of a distributed run see it: they read (the checkpoint to resume
+    from, the rows for the summary) and never write."""
+
+    def start(self, config: Config) -> None:
+        self.check(config)
+
+    def append(self, row: dict) -> None:
+        pass
+
+    def clear_rows(self) -> None:
+        pass
+
+    def keep_rows_until(self, position: tuple, key: tuple[str, ...] = ("phase", "epoch")) -> None:
+        pass
+
+    def save_checkpoint(self, state: dict) -> None:
+        pass
+
+    def finish(self, summary: dict) -> None:
+        pass

@@ -22,9 +22,10 @@ from .config import Config
 from .core import HareTortoise
 from .data import streams
 from .data.batches import Inputs, shuffled_batches
+from .distributed import World
 from .metrics import plasticity_metrics
 from .nn import models
-from .runs import RunStore
+from .runs import ReadOnlyRunStore, RunStore
 from .tensors import snapshot
 
 
@@ -80,13 +81,17 @@ def _epoch_seed(seed: int, phase: int, epoch: int) -> int:
 
 
 class Trainer:
-    """Trains one run of `config` into `store`; `dataset` replaces the configured one (a user's own tensors)."""
+    """Trains one run of `config` into `store`; `dataset` replaces the configured one (a user's own tensors).
+    In a `world` of several processes (torchrun), each trains on its slice of every batch under
+    DistributedDataParallel; see `distributed.py`."""
 
-    def __init__(self, config: Config, store: RunStore, dataset: data.Dataset | None = None, progress: bool = True):
+    def __init__(self, config: Config, store: RunStore, dataset: data.Dataset | None = None, progress: bool = True,
+                 world: World = World()):
         self.config = config.validate()
         self.store = store
         self.progress = progress
-        self.device = resolve_device(config.device)
+        self.world = world
+        self.device = world.device(resolve_device(config.device))
         dataset = dataset if dataset is not None else prepare_dataset(config)
         settings = {k: getattr(config, k) for name in streams.PROTOCOLS for k in streams.options(name)}
         self.phases = streams.build(config.protocol, dataset.y_train, dataset.num_classes,
@@ -107,7 +112,11 @@ class Trainer:
         self.initial = snapshot(self.model)
         self.method.attach(self.model)
         self.shadow = HareTortoise(self.model, config.ema_shadow) if config.ema_shadow is not None else None
-        self.forward = torch.compile(self.model) if config.compile else self.model
+        self.forward = self.model
+        if world.size > 1:
+            self.forward = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.forward = torch.compile(self.forward) if config.compile else self.forward
         self.step = 0
         self.elapsed = 0.0
 
@@ -130,7 +139,7 @@ class Trainer:
         """Load the last checkpoint, if any: returns the (phase, epoch) to continue from and the optimizer state."""
         state = self.store.load_checkpoint()
         if state is None:
-            self.store.metrics_path.unlink(missing_ok=True)  # rows of a run killed before its first checkpoint
+            self.store.clear_rows()  # rows of a run killed before its first checkpoint
             return (0, 0), None
         self.model.load_state_dict(state["model"])
         self.method.load_state_dict(state["method"])
@@ -152,8 +161,8 @@ class Trainer:
         total = sum(p.epochs for p in self.phases)
         done = sum(p.epochs for p in self.phases[:start_phase]) + start_epoch
         # disable=None: the bar shows on a terminal only, not in logs
-        bar = tqdm(total=total, initial=done, disable=None if self.progress else True, file=sys.stderr, unit="epoch",
-                   dynamic_ncols=True)
+        bar = tqdm(total=total, initial=done, disable=None if self.progress and self.world.main else True,
+                   file=sys.stderr, unit="epoch", dynamic_ncols=True)
         for index in range(start_phase, len(self.phases)):
             optimizer = self._optimizer()
             if optimizer_state is not None:
@@ -173,8 +182,13 @@ class Trainer:
                 bar.set_postfix_str(f"{self.phases[index].name} ep {epoch} loss {row['train_loss']:.3f} "
                                     f"acc {row['train_acc']:.3f}" + (f" test {row['test_acc']:.3f}" if "test_acc" in row else ""))
         bar.close()
+        self.world.barrier()  # rank 0 has written every row
         finals = [r for r in self.store.rows() if r.get("phase_end")]
         summary = {"final": finals[-1], "phases": finals, "seconds": round(self.elapsed, 1)}
+        if self.world.size > 1:
+            networks = [self.model, self.method.eval_model()]
+            summary["ranks"] = self.world.size
+            summary["ranks_agree"] = self.world.agree([t for n in networks for t in n.state_dict().values()])
         self.store.finish(summary)
         return summary
 
@@ -190,10 +204,12 @@ class Trainer:
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         self.model.train()
         for i, positions in enumerate(batches):
-            x = self.inputs(self.data.x_train[indices[positions]], generator, permutation)
-            if x.dim() == 4 and self.device.type == "cuda":
-                x = x.contiguous(memory_format=torch.channels_last)
-            y = labels[positions]
+            # every rank draws the whole batch and its augmentation, then keeps its slice: hooks that look at the
+            # inputs (ReDo's dormant units) see the same batch on every rank
+            batch = self.inputs(self.data.x_train[indices[positions]], generator, permutation)
+            if batch.dim() == 4 and self.device.type == "cuda":
+                batch = batch.contiguous(memory_format=torch.channels_last)
+            x, y = self.world.shard(batch), self.world.shard(labels[positions])
             t = epoch * len(batches) + i
             lr = config.lr * min(1.0, (t + 1) / warmup) if warmup else config.lr
             for group in optimizer.param_groups:
@@ -214,21 +230,22 @@ class Trainer:
             if config.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip, foreach=True)
             optimizer.step()
-            method.after_step(optimizer, x)
+            self.world.share_buffers(self.model)
+            method.after_step(optimizer, batch)
             if self.shadow:
                 self.shadow.update()
             self.step += 1
             loss_sum += loss.detach() * len(y)
             correct += (logits.detach().argmax(1) == y).sum()
         method.on_epoch_end(epoch, optimizer)
-        train_loss = loss_sum.item() / len(indices)
+        train_loss = self.world.sum(loss_sum).item() / len(indices)
         if not math.isfinite(train_loss):
             raise TrainingDiverged(
                 f"the training loss became {train_loss} in phase {index} ({phase.name}), epoch {epoch}; the run stopped. "
                 f"{self.store.dir} keeps its config, metrics and the checkpoint of the last good epoch. Lower lr "
                 "(or enable grad_clip) and start a new run directory.")
         row = {"phase": index, "phase_name": phase.name, "epoch": epoch, "step": self.step, "lr": lr,
-               "train_loss": train_loss, "train_acc": correct.item() / len(indices)}
+               "train_loss": train_loss, "train_acc": self.world.sum(correct).item() / len(indices)}
         last = epoch == phase.epochs - 1
         if last or (epoch + 1) % config.eval_every == 0:
             row.update(self._evaluate())
@@ -254,13 +271,18 @@ class Trainer:
 def train(config: Config, out, dataset: data.Dataset | None = None, progress: bool = True) -> dict:
     """Run (or resume) `config` into the run directory `out`; returns the summary. A finished run returns at once.
 
-    Nothing is written before the data has loaded, so a bad data path leaves no half-made run directory.
+    Nothing is written before the data has loaded, so a bad data path leaves no half-made run directory. Under
+    torchrun every process calls this; rank 0 writes the directory.
     """
-    store = RunStore(out)
-    store.check(config.validate())
-    finished = store.summary()
-    if finished is not None:
-        return finished
-    trainer = Trainer(config, store, dataset, progress)
-    store.start(config)
-    return trainer.run()
+    world = World.from_environment(resolve_device(config.validate().device))
+    store = RunStore(out) if world.main else ReadOnlyRunStore(out)
+    try:
+        store.check(config)
+        finished = store.summary()
+        if finished is not None:
+            return finished
+        trainer = Trainer(config, store, dataset, progress, world)
+        store.start(config)
+        return trainer.run()
+    finally:
+        world.close()

@@ -42,7 +42,7 @@ def train_rl(config: RLConfig, out, progress: bool = True) -> dict:
         agent.load_state_dict(state)
         store.keep_rows_until((agent.steps,), key=("step",))
     else:
-        store.metrics_path.unlink(missing_ok=True)
+        store.clear_rows()
     bar = tqdm(total=config.steps, initial=agent.steps, disable=None if progress else True, file=sys.stderr,
                unit="step", dynamic_ncols=True)
     while agent.steps < config.steps:

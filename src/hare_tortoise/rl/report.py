@@ -100,7 +100,8 @@ def plots(runs: list[Run], out: pathlib.Path, reps: int = 500) -> list[pathlib.P
         for colour, (label_, members) in enumerate((label, m) for (s, label), m in group(rl).items() if s == setting):
             draw(axis, members, "recent_return", f"C{colour}", label_, x="step")
         axis.set(xlabel="agent step", ylabel="return (mean of the last 100 training episodes)", title=setting)
-        axis.legend(fontsize=8)
+        if axis.lines:
+            axis.legend(fontsize=8)
         written.append(save(figure, out / f"{setting.replace('/', '_')}-returns.png"))
     finals = _atari_finals(runs)
     if finals:

@@ -98,3 +98,18 @@ def test_report_scores_atari_runs_against_human_and_published_scores(tmp_path, c
     assert "| atari100k/pong/drq_eps | hare_tortoise | 14.60 [14.60, 14.60] | 14.60 [14.60, 14.60] | 35.30 [35.30, 35.30]" in printed
     assert (tmp_path / "report" / "atari100k-performance-profile.png").read_bytes()[:4] == b"\x89PNG"
     assert scores.reference_name("up_n_down") == "UpNDown" and scores.reference_name("bank_heist") == "BankHeist"
+
+
+def test_evaluation_during_training_scores_both_networks_and_leaves_training_unchanged(tmp_path):
+    plain = resolve("rl-smoke", "hare_tortoise", 1, None, [])
+    evaluated = resolve("rl-smoke", "hare_tortoise", 1, None, ["eval_every=100", "eval_every_episodes=2"])
+    train_rl(plain, tmp_path / "plain", progress=False)
+    train_rl(evaluated, tmp_path / "evaluated", progress=False)
+    plain_rows, rows = RunStore(tmp_path / "plain").rows(), RunStore(tmp_path / "evaluated").rows()
+    assert [("eval_return" in r, len(r.get("eval_returns_online", []))) for r in rows[:-1]] == [(True, 2), (True, 2),
+                                                                                                 (False, 0)]
+    for a, b in zip(plain_rows[:-1], rows[:-1]):
+        assert (a["loss"], a["recent_return"], a["episodes"]) == (b["loss"], b["recent_return"], b["episodes"])
+    assert plain_rows[-1]["eval_returns"] == rows[-1]["eval_returns"]
+    with pytest.raises(Exception, match="multiple of log_every"):
+        resolve("rl-smoke", None, 1, None, ["eval_every=150"])

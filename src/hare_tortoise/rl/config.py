@@ -27,6 +27,8 @@ class RLConfig(JsonConfig):
     agent_settings: dict = dataclasses.field(default_factory=dict)
     max_episode_steps: int | None = None  # a time limit (None: the suite's own: none for MinAtar, 27,000 for Atari)
     eval_episodes: int = 30              # evaluation episodes at the end, for the online network and the reported one
+    eval_every: int | None = None        # also evaluate every this many steps during training (None: at the end only)
+    eval_every_episodes: int = 5         # episodes of each evaluation during training
     log_every: int = 1000                # steps between metrics rows
     checkpoint_every: int = 10_000       # steps between checkpoints
     seed: int = 0
@@ -42,7 +44,10 @@ class RLConfig(JsonConfig):
             raise ConfigError(f"game={self.game!r} is not a {self.env} game; the games: {', '.join(GAMES[self.env])}")
         if self.agent not in AGENTS:
             raise ConfigError(f"agent={self.agent!r} is not one of: {', '.join(AGENTS)}")
-        for key in ("steps", "eval_episodes", "log_every", "checkpoint_every"):
+        if self.eval_every is not None and (self.eval_every <= 0 or self.eval_every % self.log_every):
+            raise ConfigError(f"eval_every must be a positive multiple of log_every ({self.log_every}), "
+                              f"got {self.eval_every!r}")
+        for key in ("steps", "eval_episodes", "eval_every_episodes", "log_every", "checkpoint_every"):
             if not getattr(self, key) > 0:
                 raise ConfigError(f"{key} must be > 0, got {getattr(self, key)!r}")
         try:

@@ -1,9 +1,11 @@
 """An RL run in a run directory: interact and learn, write a metrics row every `log_every` steps and a checkpoint
-every `checkpoint_every`, then evaluate the online network and the network the method reports."""
+every `checkpoint_every`, optionally evaluate every `eval_every` steps, and at the end evaluate the online network
+(the Hare) and the network the method reports (the Tortoise for H&T)."""
 
 from __future__ import annotations
 
 import dataclasses
+import random
 import statistics
 import sys
 
@@ -25,6 +27,18 @@ def make_env(config: RLConfig, seed: int, evaluation: bool = False):
     if config.max_episode_steps is not None:
         settings = dataclasses.replace(settings, max_episode_steps=config.max_episode_steps)
     return Atari(config.game, seed=seed, settings=settings)
+
+
+def evaluate_both(config: RLConfig, agent: DQN, episodes: int, seed: int, rng: random.Random) -> dict:
+    """Returns of `episodes` evaluation episodes of the online network and of the reported one (the same episodes
+    once when they are one network), in an environment seeded with `seed`, exploring with `rng`."""
+    env = make_env(config, seed, evaluation=True)
+    online = evaluate(env, agent.online, episodes, agent.config.eval_epsilon, rng)
+    reported_network = agent.method.eval_model()
+    reported = online if reported_network is agent.online else evaluate(
+        env, reported_network, episodes, agent.config.eval_epsilon, rng)
+    return {"eval_return": statistics.fmean(reported), "eval_return_online": statistics.fmean(online),
+            "eval_returns": reported, "eval_returns_online": online}
 
 
 def train_rl(config: RLConfig, out, progress: bool = True) -> dict:
@@ -51,21 +65,20 @@ def train_rl(config: RLConfig, out, progress: bool = True) -> dict:
         row = {"step": agent.steps, "updates": agent.updates, "episodes": len(agent.episode_returns),
                "epsilon": epsilon(agent.config, agent.steps), **{k: stats[k] for k in (
                    "loss", "recent_return", "steps_per_second", "update_share", "seconds")}}
+        if config.eval_every and agent.steps % config.eval_every == 0 and agent.steps < config.steps:
+            # its own random stream: evaluating during training leaves the training run unchanged
+            seed = config.seed + 2_000_003 + agent.steps
+            row.update(evaluate_both(config, agent, config.eval_every_episodes, seed, random.Random(seed)))
         store.append(row)
         if agent.steps % config.checkpoint_every == 0 or agent.steps == config.steps:
             store.save_checkpoint(agent.state_dict())
         bar.update(chunk)
         bar.set_postfix_str(f"{stats['steps_per_second']:.0f} steps/s, recent return {stats['recent_return']:.2f}")
     bar.close()
-    eval_env = make_env(config, config.seed + 1_000_003, evaluation=True)
-    online = evaluate(eval_env, agent.online, config.eval_episodes, agent.config.eval_epsilon, agent.rng)
-    reported_network = method.eval_model()
-    reported = online if reported_network is agent.online else evaluate(
-        eval_env, reported_network, config.eval_episodes, agent.config.eval_epsilon, agent.rng)
     rows = store.rows()
     seconds = sum(r["seconds"] for r in rows)  # over all chunks, across resumes: totals, not means of rates
-    final = {"step": agent.steps, "final": True, "eval_return": statistics.fmean(reported),
-             "eval_return_online": statistics.fmean(online), "eval_returns": reported, "eval_returns_online": online,
+    final = {"step": agent.steps, "final": True,
+             **evaluate_both(config, agent, config.eval_episodes, config.seed + 1_000_003, agent.rng),
              "steps_per_second": agent.steps / seconds,
              "update_share": sum(r["update_share"] * r["seconds"] for r in rows) / seconds}
     store.append(final)

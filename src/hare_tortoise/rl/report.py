@@ -88,7 +88,8 @@ def tables(runs: list[Run]) -> tuple[str, list[Cell]]:
 
 
 def plots(runs: list[Run], out: pathlib.Path, reps: int = 500) -> list[pathlib.Path]:
-    """Per game: the training return (last 100 episodes) over agent steps with 95% bands over seeds; for
+    """Per game: the training return (last 100 episodes) over agent steps with 95% bands over seeds, and the
+    evaluation return of the reported network where runs evaluated during training (dashed); for
     Atari-100k, the performance profile of every method (fraction of runs above each HNS) with stratified-bootstrap
     bands, beside the published DrQ(eps) runs."""
     import matplotlib.pyplot as plt
@@ -99,6 +100,8 @@ def plots(runs: list[Run], out: pathlib.Path, reps: int = 500) -> list[pathlib.P
         figure, axis = plt.subplots(figsize=(8, 4.5))
         for colour, (label_, members) in enumerate((label, m) for (s, label), m in group(rl).items() if s == setting):
             draw(axis, members, "recent_return", f"C{colour}", label_, x="step")
+            if any("eval_return" in row and not row.get("final") for r in members for row in r.rows):
+                draw(axis, members, "eval_return", f"C{colour}", f"{label_} (evaluation)", "--", x="step")
         axis.set(xlabel="agent step", ylabel="return (mean of the last 100 training episodes)", title=setting)
         if axis.lines:
             axis.legend(fontsize=8)

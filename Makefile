@@ -13,7 +13,7 @@ FASHION_DIR := /usr/share/datasets/fashion-mnist
 # CI sets REQUIRE_SYSTEM_DEPS=1: there a missing Debian package is an error, elsewhere a warning (its test skips).
 REQUIRE_SYSTEM_DEPS ?= 0
 
-.PHONY: setup test demo system-deps
+.PHONY: setup test demo system-deps bench
 
 # torch goes in first and pinned: the package's torch range is then satisfied, and pip pulls no CUDA build.
 $(STAMP): pyproject.toml Makefile
@@ -48,3 +48,7 @@ demo: $(STAMP)
 	  done; \
 	done
 	$(HT) report $(DEMO) --out $(DEMO)/report
+
+# Benchmarks: ratios measured in one run, written to benchmarks/results/latest.json (see benchmarks/README.md).
+bench: $(STAMP)
+	$(PY) benchmarks/run.py

@@ -1,0 +1,29 @@
+"""What every benchmark shares: interleaved timing (so that a noisy machine slows both sides of a ratio alike) and
+the record of one figure."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Callable
+
+
+def interleaved(functions: dict[str, Callable[[], object]], rounds: int = 7, inner: int = 1) -> dict[str, float]:
+    """Median seconds per call of each function, timed in turns (a, b, a, b, ...) after one warm-up call each."""
+    for function in functions.values():
+        function()
+    times: dict[str, list[float]] = {name: [] for name in functions}
+    for _ in range(rounds):
+        for name, function in functions.items():
+            began = time.perf_counter()
+            for _ in range(inner):
+                function()
+            times[name].append((time.perf_counter() - began) / inner)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def figure(name: str, value: float, target: float, unit: str, higher_is_better: bool, note: str = "") -> dict:
+    """One benchmark figure and whether it meets its target."""
+    met = value >= target if higher_is_better else value <= target
+    return {"name": name, "value": round(value, 4), "target": target, "unit": unit,
+            "target_is": "min" if higher_is_better else "max", "met": bool(met), "note": note}

@@ -1,0 +1,61 @@
+"""Engine overhead: images per second of the full training loop (batching, method hooks, gradient clipping,
+metrics, logging, a checkpoint every epoch) against a bare loop of forward, backward and AdamW step on pre-made
+tensors, same model and batch. Evaluation and plasticity metrics run once, at the end, as for a final accuracy."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+
+import torch
+import torch.nn.functional as F
+
+from hare_tortoise.cli import resolve
+from hare_tortoise.config import Config
+from hare_tortoise.data import Dataset
+from hare_tortoise.nn import models
+from hare_tortoise.runs import RunStore
+from hare_tortoise.train import Trainer, prepare_dataset
+
+
+def rates(config: Config, dataset: Dataset, rounds: int = 3) -> tuple[float, float, int]:
+    """Best images/s of the engine and of the bare loop over `rounds` turns each, and the steps per run."""
+    steps = config.epochs * -(-len(dataset.y_train) // config.batch_size)
+
+    def engine() -> float:
+        with tempfile.TemporaryDirectory() as out:
+            trainer = Trainer(config, RunStore(out), dataset, progress=False)
+            began = time.perf_counter()
+            trainer.run()
+            return time.perf_counter() - began
+
+    def bare() -> float:
+        torch.manual_seed(1)
+        model = models.build(config.model, dataset.input_shape, dataset.num_classes, config.width, config.norm)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True)
+        x = torch.randn(config.batch_size, *dataset.input_shape)
+        y = torch.randint(0, dataset.num_classes, (config.batch_size,))
+        began = time.perf_counter()
+        for _ in range(steps):
+            optimizer.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x), y).backward()
+            optimizer.step()
+        return time.perf_counter() - began
+
+    times = {"engine": [], "bare": []}
+    for _ in range(rounds):  # in turns, so that machine noise falls on both
+        times["engine"].append(engine())
+        times["bare"].append(bare())
+    images = config.epochs * len(dataset.y_train)
+    return images / min(times["engine"]), images / min(times["bare"]), steps
+
+
+def run() -> list[dict]:
+    from common import figure
+
+    # the whole mnist1d-cold run (50 epochs) with H&T: the smallest model, where per-step overhead weighs most
+    config = resolve("mnist1d-cold", "hare_tortoise", 1, None, ["eval_every=50"])
+    engine, bare, steps = rates(config, prepare_dataset(config), rounds=2)
+    return [figure("engine/images_per_second_vs_bare_loop", engine / bare, 0.9, "fraction of the bare loop", True,
+                   f"mnist1d-cold (MLP) + hare_tortoise, {steps} steps of {config.batch_size}: engine "
+                   f"{engine:,.0f} images/s, bare {bare:,.0f} images/s")]

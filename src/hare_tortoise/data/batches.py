@@ -6,12 +6,13 @@ import torch
 
 
 def crop_windows(padded: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """From each padded image (n, c, H, W) the height x width window at its own offset (dy[i], dx[i]), at once."""
-    n, c, device = padded.shape[0], padded.shape[1], padded.device
-    rows = (dy.view(n, 1) + torch.arange(height, device=device))[:, None, :, None]
-    cols = (dx.view(n, 1) + torch.arange(width, device=device))[:, None, None, :]
-    return padded[torch.arange(n, device=device)[:, None, None, None], torch.arange(c, device=device)[None, :, None, None],
-                  rows, cols]
+    """From each padded image (n, c, H, W) the height x width window at its own offset (dy[i], dx[i]), at once:
+    one gather over the flattened pixels (several times faster than indexing with four index tensors)."""
+    n, c, _, padded_width = padded.shape
+    rows = dy.view(n, 1, 1) + torch.arange(height, device=padded.device).view(1, height, 1)
+    cols = dx.view(n, 1, 1) + torch.arange(width, device=padded.device).view(1, 1, width)
+    index = (rows * padded_width + cols).view(n, 1, height * width).expand(n, c, height * width)
+    return padded.flatten(2).gather(2, index).view(n, c, height, width)
 
 
 def random_crop(images: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:

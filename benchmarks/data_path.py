@@ -51,8 +51,8 @@ def run() -> list[dict]:
     def ours() -> float:
         inputs, generator = Inputs(MEAN, STD, augment=True), torch.Generator().manual_seed(0)
         began = time.perf_counter()
-        for positions in shuffled_batches(SAMPLES, BATCH, generator):
-            train(inputs(images[positions], generator), labels[positions])
+        for rows, targets in shuffled_batches(torch.arange(SAMPLES), labels, BATCH, generator):
+            train(inputs(images[rows], generator), targets)
         return time.perf_counter() - began
 
     def loader() -> float:

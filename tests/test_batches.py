@@ -34,7 +34,12 @@ def test_inputs_scale_normalise_and_permute():
     torch.testing.assert_close(inputs(x, permutation=permutation), expected.flatten(1)[:, permutation].view(1, 1, 2, 2))
 
 
-def test_shuffled_batches_cover_every_position_once():
-    batches = shuffled_batches(10, 4, torch.Generator().manual_seed(0))
-    assert [len(b) for b in batches] == [4, 4, 2]
-    assert sorted(torch.cat(batches).tolist()) == list(range(10))
+def test_shuffled_batches_cover_every_sample_once_with_its_label():
+    indices = torch.arange(100, 110)
+    labels = indices % 3
+    batches = shuffled_batches(indices, labels, 4, torch.Generator().manual_seed(0))
+    assert [len(rows) for rows, _ in batches] == [4, 4, 2]
+    assert sorted(torch.cat([rows for rows, _ in batches]).tolist()) == list(range(100, 110))
+    assert all(torch.equal(targets, rows % 3) for rows, targets in batches)
+    again = shuffled_batches(indices, labels, 4, torch.Generator().manual_seed(0))
+    assert all(torch.equal(a, b) for (a, _), (b, _) in zip(batches, again))

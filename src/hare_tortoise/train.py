@@ -195,21 +195,20 @@ class Trainer:
     def _epoch(self, index: int, epoch: int, optimizer) -> dict:
         phase, config, method = self.phases[index], self.config, self.method
         generator = torch.Generator(self.device).manual_seed(_epoch_seed(config.seed, index, epoch))
-        indices, labels = phase.indices, phase.labels
-        permutation = phase.input_permutation
-        batches = shuffled_batches(len(indices), config.batch_size, generator)
+        indices, permutation = phase.indices, phase.input_permutation
+        batches = shuffled_batches(indices, phase.labels, config.batch_size, generator)
         steps = len(batches) * phase.epochs
         warmup = max(1, round(config.warmup_fraction * steps)) if config.warmup_fraction > 0 else 0
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         self.model.train()
-        for i, positions in enumerate(batches):
+        for i, (rows, targets) in enumerate(batches):
             # every rank draws the whole batch and its augmentation, then keeps its slice: hooks that look at the
             # inputs (ReDo's dormant units) see the same batch on every rank
-            batch = self.inputs(self.data.x_train[indices[positions]], generator, permutation)
+            batch = self.inputs(self.data.x_train[rows], generator, permutation)
             if batch.dim() == 4 and self.device.type == "cuda":
                 batch = batch.contiguous(memory_format=torch.channels_last)
-            x, y = self.world.shard(batch), self.world.shard(labels[positions])
+            x, y = self.world.shard(batch), self.world.shard(targets)
             t = epoch * len(batches) + i
             lr = config.lr * min(1.0, (t + 1) / warmup) if warmup else config.lr
             for group in optimizer.param_groups:
@@ -235,8 +234,8 @@ class Trainer:
             if self.shadow:
                 self.shadow.update()
             self.step += 1
-            loss_sum += loss.detach() * len(y)
-            correct += (logits.detach().argmax(1) == y).sum()
+            loss_sum.add_(loss.detach(), alpha=len(y))
+            correct.add_((logits.detach().argmax(1) == y).sum())
         method.on_epoch_end(epoch, optimizer)
         train_loss = self.world.sum(loss_sum).item() / len(indices)
         if not math.isfinite(train_loss):
@@ -254,7 +253,7 @@ class Trainer:
             row["phase_end"] = True
             probe = indices[: config.probe_size]
             measured = plasticity_metrics(self.model, self.eval_inputs(self.data.x_train[probe], None, permutation),
-                                          labels[: config.probe_size], initial=self.initial)
+                                          phase.labels[: config.probe_size], initial=self.initial)
             row.update({f"metrics/{k}": v for k, v in measured.items()})
         return row
 

@@ -54,6 +54,9 @@ class Inputs:
         return x
 
 
-def shuffled_batches(count: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
-    """Positions 0..count-1 in a random order, cut into batches of `batch_size` (the last one may be smaller)."""
-    return list(torch.randperm(count, generator=generator, device=generator.device).split(batch_size))
+def shuffled_batches(indices: torch.Tensor, labels: torch.Tensor, batch_size: int,
+                     generator: torch.Generator) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """One epoch of (sample indices, labels) batches in a random order: one permutation and two gathers per epoch,
+    and every batch a view (the last one may be smaller)."""
+    order = torch.randperm(len(indices), generator=generator, device=generator.device)
+    return list(zip(indices[order].split(batch_size), labels[order].split(batch_size)))

@@ -77,3 +77,19 @@ def test_report_cells_give_paired_differences_to_base_and_the_warm_start_gap(tmp
     lines = (tmp_path / "r.csv").read_text().splitlines()
     assert lines[0] == "setting,method,quantity,mean,ci_low,ci_high,seeds"
     assert any(line.startswith("mnist1d/mlp/warm_start,hare_tortoise,Δ vs base,3.0") for line in lines)
+
+
+def test_runs_that_differ_in_a_setting_form_separate_cells():
+    from hare_tortoise.report import mark_variants
+
+    warm = {"protocol": "warm_start"}
+    runs = [fake(warm, "hare_tortoise", s, 0.8) for s in (1, 2)] + [fake(warm, "hare_tortoise", s, 0.9) for s in (1, 2)]
+    for run in runs[:2]:
+        run.config["method_settings"] = {"momentum": 0.99}
+    for run in runs[2:]:
+        run.config["method_settings"] = {"momentum": 0.999}
+    runs.append(fake(warm, "base", 1, 0.7))
+    mark_variants(runs)
+    labels = {(c.label, c.seeds) for c in supervised_cells(runs)}
+    assert labels == {("hare_tortoise [method.momentum=0.99]", 2), ("hare_tortoise [method.momentum=0.999]", 2),
+                      ("warm", 1)}

@@ -24,6 +24,7 @@ class Run:
     config: dict
     rows: list[dict]
     finished: bool
+    variant: str = ""  # the settings that set this run apart from others of its setting and method (a sweep axis)
 
     @property
     def is_rl(self) -> bool:
@@ -49,10 +50,37 @@ class Run:
     def label(self) -> str:
         method = self.config["method"]
         if self.is_rl:
-            return method
-        if self.config["protocol"] == "cold":
-            return "cold" if method == "base" else f"cold+{method}"
-        return "warm" if method == "base" and self.config["protocol"] == "warm_start" else method
+            name = method
+        elif self.config["protocol"] == "cold":
+            name = "cold" if method == "base" else f"cold+{method}"
+        else:
+            name = "warm" if method == "base" and self.config["protocol"] == "warm_start" else method
+        return f"{name} [{self.variant}]" if self.variant else name
+
+
+IDENTITY_KEYS = ("seed", "data_dir", "device")  # differ between runs of one cell without making another cell
+
+
+def _flat(config: dict) -> dict:
+    flat = {k: v for k, v in config.items() if k not in IDENTITY_KEYS and not isinstance(v, dict)}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update({f"{key.removesuffix('_settings')}.{k}": v for k, v in value.items()})
+    return flat
+
+
+def mark_variants(runs: list[Run]) -> None:
+    """Name each run's variant: the config values in which runs of the same setting and method differ (e.g. the
+    momentum of a sensitivity sweep), so that they form separate cells."""
+    groups: dict[tuple[str, str], list[Run]] = {}
+    for run in runs:
+        groups.setdefault((run.setting, run.config["method"]), []).append(run)
+    for members in groups.values():
+        flats = [_flat(r.config) for r in members]
+        keys = sorted({k for f in flats for k in f})
+        varying = [k for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1]
+        for run, flat in zip(members, flats):
+            run.variant = ",".join(f"{k}={flat.get(k)}" for k in varying)
 
 
 def load_runs(directories: list[str | pathlib.Path]) -> list[Run]:
@@ -67,6 +95,7 @@ def load_runs(directories: list[str | pathlib.Path]) -> list[Run]:
             runs.append(Run(store.dir, json.loads(config_path.read_text()), store.rows(), store.summary() is not None))
     if not runs:
         raise FileNotFoundError(f"no run directories (with config.json) under {', '.join(map(str, directories))}")
+    mark_variants(runs)
     return runs
 
 

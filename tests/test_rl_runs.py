@@ -1,6 +1,7 @@
 """RL runs through the real CLI and run directories: presets, resume, report."""
 
 import pytest
+import torch
 
 from hare_tortoise.cli import main, resolve
 from hare_tortoise.rl.config import RLConfig
@@ -113,3 +114,14 @@ def test_evaluation_during_training_scores_both_networks_and_leaves_training_unc
     assert plain_rows[-1]["eval_returns"] == rows[-1]["eval_returns"]
     with pytest.raises(Exception, match="multiple of log_every"):
         resolve("rl-smoke", None, 1, None, ["eval_every=150"])
+
+
+def test_the_agent_runs_on_the_device_asked_for(tmp_path, capsys):
+    if torch.cuda.is_available():
+        assert main(["run", "rl-smoke", "--method", "hare_tortoise", "--out", str(tmp_path / "gpu"), "--no-progress",
+                     "device=cuda"]) == 0
+        assert RunStore(tmp_path / "gpu").summary() is not None
+    else:
+        assert main(["run", "rl-smoke", "--out", str(tmp_path / "gpu"), "device=cuda"]) == 2
+        assert "no CUDA device is available" in capsys.readouterr().err and not (tmp_path / "gpu").exists()
+    assert main(["run", "rl-smoke", "--out", str(tmp_path / "cpu"), "--no-progress", "device=cpu"]) == 0

@@ -14,7 +14,8 @@ def drq_augment(x: torch.Tensor, generator: torch.Generator | None = None, pad: 
     draws 0..7 for pad 4), then scale by 1 + intensity * clip(N(0, 1), -2, 2). `x`: (batch, channels, H, W)."""
     n, _, h, w = x.shape
     padded = F.pad(x.float(), (pad,) * 4, mode="replicate")
-    dy, dx = (torch.randint(0, 2 * pad, (n,), generator=generator) for _ in range(2))
+    # drawn on the host from the agent's generator (the same draws on any device), used on x's device
+    dy, dx = (torch.randint(0, 2 * pad, (n,), generator=generator).to(x.device) for _ in range(2))
     cropped = crop_windows(padded, dy, dx, h, w)
-    noise = torch.randn(n, 1, 1, 1, generator=generator).clamp(-2, 2)
+    noise = torch.randn(n, 1, 1, 1, generator=generator).clamp(-2, 2).to(x.device)
     return cropped * (1 + intensity * noise)

@@ -32,6 +32,7 @@ class RLConfig(JsonConfig):
     log_every: int = 1000                # steps between metrics rows
     checkpoint_every: int = 10_000       # steps between checkpoints
     seed: int = 0
+    device: str = "auto"                 # cuda if available, else cpu; the replay stays in host memory
 
     def settings_classes(self) -> dict[str, tuple[str, type]]:
         return {"method": ("method_settings", methods.get(self.method)),

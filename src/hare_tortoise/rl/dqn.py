@@ -109,13 +109,14 @@ class FrameStack:
     def push(self, frame: torch.Tensor) -> None:
         self.frames = torch.cat([self.frames[1:], frame[None]])
 
-    def input(self) -> torch.Tensor:
-        return as_input(self.frames[None], self.frames.dim() - 1)
+    def input(self, device: torch.device | None = None) -> torch.Tensor:
+        return as_input(self.frames[None].to(device), self.frames.dim() - 1)
 
 
 def greedy(network: nn.Module, state: FrameStack) -> int:
+    """The action of highest value under `network` (on the device of its parameters)."""
     with torch.no_grad():
-        return int(network(state.input()).argmax(1))
+        return int(network(state.input(next(network.parameters()).device)).argmax(1))
 
 
 def evaluate(env, network: nn.Module, episodes: int, eps: float, rng: random.Random) -> list[float]:
@@ -140,7 +141,7 @@ class DQN:
     """A DQN agent whose online network is trained under `method`; `run(steps)` interacts and learns."""
 
     def __init__(self, env, method: Method, config: DQNConfig = DQNConfig(), seed: int = 0,
-                 network: nn.Module | None = None):
+                 network: nn.Module | None = None, device: torch.device = torch.device("cpu")):
         torch.manual_seed(seed)
         self.env, self.method, self.config = env, method, config
         self.rng = random.Random(seed)
@@ -149,7 +150,8 @@ class DQN:
         if network is None:
             network = (minatar_network(self.stack * env.frame_shape[0], env.num_actions) if config.network == "minatar"
                        else NatureDueling(self.stack, env.num_actions))
-        self.online = method.prepare_model(network)
+        self.device = device
+        self.online = method.prepare_model(network).to(device)  # the replay stays in host memory, as uint8
         method.attach(self.online)
         if config.optimizer == "adam":
             settings = {"lr": config.lr, "eps": config.adam_eps, "fused": True}  # one kernel: ~10x the CPU loop
@@ -195,12 +197,14 @@ class DQN:
         self._frame = frame
         self.steps += 1
 
-    def update(self) -> float:
-        """One gradient step on a replay batch (Huber loss on the TD error); returns the loss."""
+    def update(self) -> torch.Tensor:
+        """One gradient step on a replay batch (Huber loss on the TD error); returns the loss (on the device)."""
         began = time.perf_counter()
         batch = self.replay.sample(self.config.batch_size, self.generator)
+        if self.device.type == "cuda":  # pinned host memory: the copies overlap with the work queued before them
+            batch = {k: v.pin_memory().to(self.device, non_blocking=True) for k, v in batch.items()}
         for key in ("obs", "next_obs"):  # independent augmentation draws for states and next states, as DrQ
-            batch[key] = as_input(batch[key], self.frame_dims)
+            batch[key] = as_input(batch[key], self.frame_dims)  # uint8 on the way over, float on arrival
             if self.config.augment:
                 batch[key] = drq_augment(batch[key], self.generator)
         targets = td_targets(self.bootstrap_network(), batch, self.online if self.config.double else None)
@@ -222,7 +226,7 @@ class DQN:
         if self.updates % self.config.target_update == 0:
             self.target.load_state_dict(self.online.state_dict())
         self.update_seconds += time.perf_counter() - began
-        return float(loss.detach())
+        return loss.detach()  # a tensor: reading it would wait for the device at every step
 
     def state_dict(self) -> dict:
         """Everything needed to continue learning: networks, optimizer, method, replay, counters, random states.
@@ -256,6 +260,7 @@ class DQN:
             self.act()
             if self.steps > self.config.replay_start:
                 loss = self.update()
+        loss = float(loss)  # read once per chunk
         seconds = time.perf_counter() - began
         return {"steps": self.steps, "updates": self.updates, "loss": loss, "seconds": seconds,
                 "steps_per_second": steps / seconds, "update_share": (self.update_seconds - updating_before) / seconds,

@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from .. import methods
 from ..runs import RunStore
+from ..train import resolve_device
 from .config import AGENTS, RLConfig
 from .dqn import DQN, epsilon, evaluate
 from .atari import Atari, AtariSettings
@@ -49,7 +50,8 @@ def train_rl(config: RLConfig, out, progress: bool = True) -> dict:
     if store.summary() is not None:
         return store.summary()
     method = methods.create(config.method, **config.method_settings)
-    agent = DQN(make_env(config, config.seed), method, AGENTS[config.agent](**config.agent_settings), config.seed)
+    agent = DQN(make_env(config, config.seed), method, AGENTS[config.agent](**config.agent_settings), config.seed,
+                device=resolve_device(config.device))
     store.start(config)
     state = store.load_checkpoint()
     if state is not None:

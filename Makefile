@@ -13,7 +13,7 @@ FASHION_DIR := /usr/share/datasets/fashion-mnist
 # CI sets REQUIRE_SYSTEM_DEPS=1: there a missing Debian package is an error, elsewhere a warning (its test skips).
 REQUIRE_SYSTEM_DEPS ?= 0
 
-.PHONY: setup test demo system-deps bench
+.PHONY: setup test demo system-deps bench reproduce
 
 # torch goes in first and pinned: the package's torch range is then satisfied, and pip pulls no CUDA build.
 $(STAMP): pyproject.toml Makefile
@@ -52,3 +52,22 @@ demo: $(STAMP)
 # Benchmarks: ratios measured in one run, written to benchmarks/results/latest.json (see benchmarks/README.md).
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
+
+# docs/REPRODUCTION.md's runs: every method of PAPER.md section 4 on MNIST-1D in the warm-start protocol with and
+# without augmentation and in the continual protocol, cold-start references, and H&T's sensitivity to its momentum
+# and reset interval (in epochs and in steps); 3 seeds each, one run per core. Re-running resumes.
+REPRO ?= runs/reproduction
+REPRO_SEEDS ?= 1-3
+METHODS := base,l2,l2_init,spectral,crelu,layernorm,sam,redo,shrink_perturb,shrink_perturb_noise,head_reset,full_reset,ema,self_distill,hare_tortoise
+reproduce: $(STAMP)
+	$(HT) sweep mnist1d-cold --methods base --seeds $(REPRO_SEEDS) --out $(REPRO)/cold
+	$(HT) sweep mnist1d-cold-aug --methods base --seeds $(REPRO_SEEDS) --out $(REPRO)/cold-aug
+	$(HT) sweep mnist1d-warm --methods $(METHODS) --seeds $(REPRO_SEEDS) --out $(REPRO)/warm
+	$(HT) sweep mnist1d-warm-aug --methods $(METHODS) --seeds $(REPRO_SEEDS) --out $(REPRO)/warm-aug
+	$(HT) sweep mnist1d-continual --methods $(METHODS) --seeds $(REPRO_SEEDS) --out $(REPRO)/continual
+	$(HT) sweep mnist1d-warm --methods hare_tortoise --seeds $(REPRO_SEEDS) --out $(REPRO)/sensitivity \
+	  method.momentum=0.99,0.995,0.999 method.reset_every_epochs=2,5,10
+	$(HT) sweep mnist1d-warm --methods hare_tortoise --seeds $(REPRO_SEEDS) --out $(REPRO)/steps \
+	  method.reset_every_epochs=None method.reset_every_steps=126,315,630
+	$(HT) report $(REPRO)/cold $(REPRO)/cold-aug $(REPRO)/warm $(REPRO)/warm-aug $(REPRO)/continual --out $(REPRO)/report
+	$(HT) report $(REPRO)/warm $(REPRO)/sensitivity $(REPRO)/steps --out $(REPRO)/report-sensitivity

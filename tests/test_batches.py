@@ -2,7 +2,9 @@
 
 import torch
 
-from hare_tortoise.data.batches import Inputs, random_crop, random_flip, shuffled_batches
+import pytest
+
+from hare_tortoise.data.batches import Inputs, random_crop, random_flip, random_shift, shuffled_batches
 
 
 def test_random_crop_is_a_shifted_window_of_the_zero_padded_image():
@@ -15,6 +17,18 @@ def test_random_crop_is_a_shifted_window_of_the_zero_padded_image():
         assert len(matches) == 1
         offsets.add(matches[0])
     assert len(offsets) > 10  # offsets vary per image
+
+
+def test_random_shift_moves_each_signal_within_the_zero_padding():
+    signals = torch.rand(64, 40) + 1.0
+    out = random_shift(signals, 4, torch.Generator().manual_seed(0))
+    padded = torch.nn.functional.pad(signals, (4, 4))
+    offsets = [[o for o in range(9) if torch.equal(out[i], padded[i, o:o + 40])] for i in range(64)]
+    assert all(len(o) == 1 for o in offsets) and len({o[0] for o in offsets}) == 9
+    augmented = Inputs(augment=True)(signals, torch.Generator().manual_seed(0))
+    assert torch.equal(augmented, out)  # 1-D inputs get the shift, never a flip
+    with pytest.raises(ValueError, match="1-D signals"):
+        Inputs(augment=True)(torch.rand(4, 2, 3), torch.Generator())
 
 
 def test_random_flip_mirrors_about_half():

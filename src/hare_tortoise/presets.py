@@ -77,6 +77,10 @@ for name, config, what, measured in [
      "cold start, with an evaluation-only EMA shadow", "14-17 s (make demo, seeds 1-3, 2026-11-23)"),
     ("mnist1d-warm", {**MNIST1D, "protocol": "warm_start"}, "warm start (500 + 55 epochs)",
      "33-49 s per method (make demo, seeds 1-3, 2026-11-23)"),
+    ("mnist1d-warm-aug", {**MNIST1D, "protocol": "warm_start", "augment": True},
+     "warm start with augmentation (random shifts of up to 4 samples)", ""),
+    ("mnist1d-cold-aug", {**MNIST1D, "protocol": "cold", "augment": True, "ema_shadow": 0.995},
+     "cold start with augmentation, with an evaluation-only EMA shadow", ""),
     ("mnist1d-continual", {**MNIST1D, "protocol": "continual", "epochs": 20}, "continual, 10 chunks of 20 epochs", ""),
 ]:
     PRESETS[name] = Preset(name, f"this machine: MNIST-1D / MLP 40-256-256-10, {what}", config,

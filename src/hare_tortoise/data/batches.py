@@ -24,6 +24,15 @@ def random_crop(images: torch.Tensor, padding: int, generator: torch.Generator) 
     return crop_windows(padded, dy, dx, h, w)
 
 
+def random_shift(signals: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
+    """Each 1-D signal (n, length) shifted by a random offset in [-padding, padding] with zero fill: the random
+    crop of 1-D data. (No flip: mirrored MNIST-1D templates are other shapes, not the same digit.)"""
+    n, length = signals.shape
+    padded = torch.nn.functional.pad(signals, (padding, padding)).view(n, 1, 1, length + 2 * padding)
+    dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=signals.device)
+    return crop_windows(padded, torch.zeros_like(dx), dx, 1, length).view(n, length)
+
+
 def random_flip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Each image mirrored left-right with probability 1/2."""
     flip = torch.rand(len(images), generator=generator, device=images.device) < 0.5
@@ -44,9 +53,12 @@ class Inputs:
         if x.dtype == torch.uint8:
             x = x.float().div_(255)
         if self.augment and generator is not None:
-            if x.dim() != 4:
-                raise ValueError("augmentation (random crop and flip) needs images; this dataset has none")
-            x = random_flip(random_crop(x, self.crop_padding, generator), generator)
+            if x.dim() == 2:
+                x = random_shift(x, self.crop_padding, generator)
+            elif x.dim() == 4:
+                x = random_flip(random_crop(x, self.crop_padding, generator), generator)
+            else:
+                raise ValueError(f"augmentation needs images (n, c, h, w) or 1-D signals (n, length), got {tuple(x.shape)}")
         if self.mean is not None:
             x = (x - self.mean.to(x.device)) / self.std.to(x.device)
         if permutation is not None:

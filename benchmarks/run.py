@@ -18,6 +18,16 @@ HERE = pathlib.Path(__file__).resolve().parent
 SUITES = ["tortoise", "engine", "data_path", "protocol", "rl", "memory"]
 
 
+def markdown(figures: list[dict]) -> str:
+    """The figures as the Markdown table of benchmarks/README.md."""
+    lines = ["| figure | value | target | met | measured |", "|---|---|---|---|---|"]
+    for f in figures:
+        bound = ">=" if f["target_is"] == "min" else "<="
+        lines.append(f"| `{f['name']}` | {f['value']:.4g} {f['unit']} | {bound} {f['target']} | "
+                     f"{'yes' if f['met'] else '**no**'} | {f['note']} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description="Run the benchmarks; every figure is a ratio measured in one run.")
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"benchmarks to run (default all: {', '.join(SUITES)})")
@@ -47,7 +57,8 @@ def main(argv: list[str]) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine,
                                "seconds": round(time.perf_counter() - began), "figures": figures}, indent=2) + "\n")
-    print(f"{sum(f['met'] for f in figures)}/{len(figures)} targets met; wrote {out}")
+    print(f"{sum(f['met'] for f in figures)}/{len(figures)} targets met; wrote {out}\n")
+    print(markdown(figures))
     return 0
 
 

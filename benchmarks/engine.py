@@ -1,6 +1,7 @@
 """Engine overhead: images per second of the full training loop (batching, method hooks, gradient clipping,
-metrics, logging, a checkpoint every epoch) against a bare loop of forward, backward and AdamW step on pre-made
-tensors, same model and batch. Evaluation and plasticity metrics run once, at the end, as for a final accuracy."""
+metrics, logging, checkpoints at the default interval) against a bare loop of forward, backward and AdamW step on
+pre-made tensors, same model and batch. Evaluation and plasticity metrics run once, at the end, as for a final
+accuracy; the preset's evaluation-only EMA shadow is off."""
 
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ def run() -> list[dict]:
     figures = []
     for overrides, name, what in (([], "", "with gradient clipping (the presets' recipe)"),
                                   (["grad_clip=None"], "_without_clipping", "without gradient clipping")):
-        config = resolve("mnist1d-cold", "hare_tortoise", 1, None, ["eval_every=50", *overrides])
+        config = resolve("mnist1d-cold", "hare_tortoise", 1, None, ["eval_every=50", "ema_shadow=None", *overrides])
         engine, bare, steps = rates(config, prepare_dataset(config), rounds=2)
         figures.append(figure(f"engine/images_per_second_vs_bare_loop{name}", engine / bare, 0.9,
                               "fraction of the bare loop", True,

@@ -64,8 +64,8 @@ def wait_for_rows(directory, count, process, timeout=120):
 
 def test_sigkill_at_any_moment_then_resume_gives_the_uninterrupted_numbers(tmp_path):
     # 60 warm-start epochs then 6 on the full set: long enough to be killed in each phase
-    settings = ["train_size=2000", "test_size=500", "epochs=6"]
-    config = smoke("hare_tortoise", train_size=2000, test_size=500, epochs=6)
+    settings = ["train_size=2000", "test_size=500", "epochs=6", "checkpoint_every_seconds=0"]
+    config = smoke("hare_tortoise", train_size=2000, test_size=500, epochs=6, checkpoint_every_seconds=0)
     reference = train(config, tmp_path / "reference", progress=False)
     command = [sys.executable, "-m", "hare_tortoise", "run", "smoke", "--method", "hare_tortoise", "--out",
                str(tmp_path / "killed"), "--no-progress", *settings]
@@ -138,3 +138,18 @@ def test_another_config_in_the_same_directory_is_refused(tmp_path):
     assert json.loads((tmp_path / "config.json").read_text())["lr"] == smoke().lr
     # where the data lives and where the run computes are not part of what it computes
     assert train(smoke(data_dir=str(tmp_path), device="cpu"), tmp_path, progress=False)["final"]
+
+
+@pytest.mark.parametrize("seconds, expected", [(0, [(0, e) for e in range(20)] + [(1, 0), (1, 1)]),
+                                               (3600, [(0, 19), (1, 1)])])
+def test_checkpoints_after_every_epoch_or_only_at_phase_ends(seconds, expected, tmp_path, monkeypatch):
+    written = []
+    original = Trainer._checkpoint
+
+    def record(self, phase, epoch, optimizer):
+        written.append((phase, epoch))
+        original(self, phase, epoch, optimizer)
+
+    monkeypatch.setattr(Trainer, "_checkpoint", record)
+    train(smoke("hare_tortoise", checkpoint_every_seconds=seconds), tmp_path, progress=False)
+    assert written == expected

@@ -69,6 +69,8 @@ class Config(JsonConfig):
     ema_shadow: float | None = None     # momentum of an evaluation-only EMA of the trained network (never fed back)
     # evaluation
     eval_every: int = 1                 # evaluate every this many epochs (and always at the last epoch of a phase)
+    checkpoint_every_seconds: float = 30.0  # a checkpoint after the first epoch that ends this long after the last
+    #                                     one, and at every phase end (0: after every epoch); results do not depend on it
     probe_size: int = 512               # training samples on which plasticity metrics are measured at phase ends
     # execution
     seed: int = 0
@@ -97,6 +99,8 @@ class Config(JsonConfig):
         if any(not 0 <= r < 1 for r in self.noise_schedule) or len(self.noise_schedule) != self.chunks:
             raise ConfigError(f"noise_schedule needs {self.chunks} values (one per chunk) in [0, 1), got "
                               f"{self.noise_schedule!r}")
+        if self.checkpoint_every_seconds < 0:
+            raise ConfigError(f"checkpoint_every_seconds must be >= 0, got {self.checkpoint_every_seconds!r}")
         if self.weight_decay < 0 or (self.grad_clip is not None and self.grad_clip <= 0):
             raise ConfigError("weight_decay must be >= 0 and grad_clip > 0 (or none)")
         if self.ema_shadow is not None and not 0 <= self.ema_shadow < 1:

@@ -39,8 +39,9 @@ class RunStore:
         self.checkpoint_path = self.dir / "checkpoint.pt"
         self.summary_path = self.dir / "summary.json"
 
-    # Where a run reads its data and runs does not change what it computes: a run may resume elsewhere.
-    PLACE_KEYS = ("data_dir", "device")
+    # Where a run reads its data and runs, and how often it checkpoints, do not change what it computes: a run may
+    # resume elsewhere, or with another checkpoint interval.
+    PLACE_KEYS = ("data_dir", "device", "checkpoint_every_seconds")
 
     def check(self, config: Config) -> None:
         """Raise a ConfigError if the directory holds a run of another config."""

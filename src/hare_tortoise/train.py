@@ -119,6 +119,7 @@ class Trainer:
         self.forward = torch.compile(self.forward) if config.compile else self.forward
         self.step = 0
         self.elapsed = 0.0
+        self.last_checkpoint = time.perf_counter()
 
     def _optimizer(self) -> torch.optim.Optimizer:
         # foreach: one fused update over all tensors (torch picks it by itself only on CUDA)
@@ -177,7 +178,12 @@ class Trainer:
                 self.elapsed += time.perf_counter() - began
                 row["elapsed"] = round(self.elapsed, 3)
                 self.store.append(row)
-                self._checkpoint(index, epoch, optimizer)
+                # epochs replay exactly from any checkpoint (each epoch seeds its own generator), so short epochs
+                # need not pay for a checkpoint each; a phase end always gets one (between-phase methods)
+                due = time.perf_counter() - self.last_checkpoint >= self.config.checkpoint_every_seconds
+                if due or epoch == self.phases[index].epochs - 1:
+                    self._checkpoint(index, epoch, optimizer)
+                    self.last_checkpoint = time.perf_counter()
                 bar.update(1)
                 bar.set_postfix_str(f"{self.phases[index].name} ep {epoch} loss {row['train_loss']:.3f} "
                                     f"acc {row['train_acc']:.3f}" + (f" test {row['test_acc']:.3f}" if "test_acc" in row else ""))

@@ -80,7 +80,8 @@ def test_bad_input_exits_2_with_a_message_and_no_traceback(argv, message, capsys
 
 def test_divergence_exits_3_and_keeps_the_run_directory(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["run", "smoke", "--out", str(out), "--no-progress", "lr=1e30", "grad_clip=none"]) == 3
+    assert main(["run", "smoke", "--out", str(out), "--no-progress", "lr=1e30", "grad_clip=none",
+                 "checkpoint_every_seconds=0"]) == 3
     error = capsys.readouterr().err
     assert "the training loss became nan" in error and "Traceback" not in error
     assert (out / "config.json").exists() and (out / "checkpoint.pt").exists()

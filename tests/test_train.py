@@ -110,7 +110,7 @@ def test_divergence_stops_with_a_clear_error_and_keeps_what_was_written(tmp_path
     poisoned = next(i for i in range(200) if i not in set(warm.tolist()))
     x[poisoned] = float("nan")  # only phase 1 (the full set) sees it
     dataset = Dataset("custom", x, y, x[:50].nan_to_num(), y[:50], num_classes=3)
-    with pytest.raises(TrainingDiverged, match=r"loss became nan in phase 1 \(full\), epoch 0.*keeps its config"):
+    with pytest.raises(TrainingDiverged, match=r"loss became nan in phase 1 \(full\), epoch 0.*keeps its config, metrics and its last checkpoint"):
         train(config, tmp_path, dataset=dataset, progress=False)
     store = RunStore(tmp_path)
     assert len(store.rows()) == 20 and all(r["phase"] == 0 for r in store.rows())

@@ -247,7 +247,7 @@ class Trainer:
         if not math.isfinite(train_loss):
             raise TrainingDiverged(
                 f"the training loss became {train_loss} in phase {index} ({phase.name}), epoch {epoch}; the run stopped. "
-                f"{self.store.dir} keeps its config, metrics and the checkpoint of the last good epoch. Lower lr "
+                f"{self.store.dir} keeps its config, metrics and its last checkpoint (from before the NaN). Lower lr "
                 "(or enable grad_clip) and start a new run directory.")
         row = {"phase": index, "phase_name": phase.name, "epoch": epoch, "step": self.step, "lr": lr,
                "train_loss": train_loss, "train_acc": self.world.sum(correct).item() / len(indices)}

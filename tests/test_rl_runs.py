@@ -63,6 +63,7 @@ def test_report_has_an_rl_table_and_learning_curves(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "| minatar/breakout/dqn | hare_tortoise |" in printed and "| minatar/breakout/dqn | base |" in printed
     assert (tmp_path / "report" / "minatar_breakout_dqn-returns.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "report" / "minatar-final-returns.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def fake_atari_run(directory, game, method, seed, score):

@@ -87,6 +87,27 @@ def tables(runs: list[Run]) -> tuple[str, list[Cell]]:
     return text, rl_cells
 
 
+def _final_returns(runs: list[Run], suite: str, out: pathlib.Path) -> pathlib.Path:
+    """Per game, the final evaluation return of each method's reported network, with 95% bootstrap intervals."""
+    import matplotlib.pyplot as plt
+
+    games = sorted({r.config["game"] for r in runs})
+    labels = sorted({r.label for r in runs})
+    figure, axes = plt.subplots(1, len(games), figsize=(2.2 * len(games) + 1, 3.6), squeeze=False)
+    for axis, game in zip(axes[0], games):
+        for colour, label in enumerate(labels):
+            interval = mean_interval(by_seed([r for r in runs if r.config["game"] == game and r.label == label],
+                                            "eval_return").values())
+            if interval.n:
+                axis.bar(colour, interval.mean, color=f"C{colour}", label=label,
+                         yerr=[[interval.mean - interval.low], [interval.high - interval.mean]], capsize=3)
+        axis.set(title=game, xticks=[])
+    axes[0][0].set_ylabel("final evaluation return")
+    axes[0][0].legend(fontsize=7)
+    figure.suptitle(f"{suite}: final evaluation return, mean over seeds with 95% bootstrap intervals")
+    return save(figure, out / f"{suite}-final-returns.png")
+
+
 def plots(runs: list[Run], out: pathlib.Path, reps: int = 500) -> list[pathlib.Path]:
     """Per game: the training return (last 100 episodes) over agent steps with 95% bands over seeds, and the
     evaluation return of the reported network where runs evaluated during training (dashed); for
@@ -106,6 +127,8 @@ def plots(runs: list[Run], out: pathlib.Path, reps: int = 500) -> list[pathlib.P
         if axis.lines:
             axis.legend(fontsize=8)
         written.append(save(figure, out / f"{setting.replace('/', '_')}-returns.png"))
+    for suite in sorted({r.config["env"] for r in rl}):
+        written.append(_final_returns([r for r in rl if r.config["env"] == suite], suite, out))
     finals = _atari_finals(runs)
     if finals:
         figure, axis = plt.subplots(figsize=(7, 4.5))

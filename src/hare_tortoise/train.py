@@ -26,7 +26,7 @@ from .distributed import World
 from .metrics import plasticity_metrics
 from .nn import models
 from .runs import ReadOnlyRunStore, RunStore
-from .tensors import snapshot
+from .tensors import clip_gradients, snapshot
 
 
 class TrainingDiverged(RuntimeError):
@@ -110,6 +110,7 @@ class Trainer:
         if self.device.type == "cuda" and self.data.is_image:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.initial = snapshot(self.model)
+        self.parameters = list(self.model.parameters())
         self.method.attach(self.model)
         self.shadow = HareTortoise(self.model, config.ema_shadow) if config.ema_shadow is not None else None
         self.forward = self.model
@@ -233,7 +234,7 @@ class Trainer:
             loss, logits = closure()
             method.after_backward(lambda: closure()[0])
             if config.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip, foreach=True)
+                clip_gradients(self.parameters, config.grad_clip)
             optimizer.step()
             self.world.share_buffers(self.model)
             method.after_step(optimizer, batch)

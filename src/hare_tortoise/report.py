@@ -254,8 +254,7 @@ def supervised_plots(runs: list[Run], out: pathlib.Path) -> list[pathlib.Path]:
         figure, (whole, last) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [3, 2]})
         for axis in (whole, last):
             _test_curves(axis, members, labels, references)
-            for boundary in boundaries[:-1]:
-                axis.axvline(boundary, color="grey", linewidth=0.8, linestyle="--")
+            _phase_lines(axis, boundaries)
         whole.set(xlabel="epoch (all phases)", ylabel="test accuracy", title=f"{setting}: test accuracy")
         last.set_xlim(boundaries[-2] if len(boundaries) > 1 else 0, boundaries[-1] if boundaries else None)
         finals = [r.final["test_acc"] for r in members if r.finished] + [v for _, v in references]
@@ -270,8 +269,7 @@ def supervised_plots(runs: list[Run], out: pathlib.Path) -> list[pathlib.Path]:
             group_runs = [r for r in members if r.label == label]
             draw(axis, group_runs, "train_acc", f"C{colour}", f"{label} train", "--")
             draw(axis, group_runs, "test_acc_hare", f"C{colour}", f"{label} test (hare)")
-        for boundary in boundaries[:-1]:
-            axis.axvline(boundary, color="grey", linewidth=0.8, linestyle="--")
+        _phase_lines(axis, boundaries)
         axis.set(xlabel="epoch (all phases)", ylabel="accuracy", title=f"{setting}: train vs test accuracy")
         axis.legend(fontsize=8)
         written.append(save(figure, out / f"{name}-train-vs-test.png"))
@@ -280,6 +278,12 @@ def supervised_plots(runs: list[Run], out: pathlib.Path) -> list[pathlib.Path]:
         if figure is not None:
             written.append(save(figure, out / f"{name}-plasticity.png"))
     return written
+
+
+def _phase_lines(axis, boundaries: list[int]) -> None:
+    """Dashed lines where one phase ends and the next begins."""
+    for boundary in boundaries[:-1]:
+        axis.axvline(boundary, color="grey", linewidth=0.8, linestyle="--")
 
 
 def _final_bars(members: list[Run], labels: list[str], setting: str, path: pathlib.Path) -> pathlib.Path:
@@ -292,9 +296,8 @@ def _final_bars(members: list[Run], labels: list[str], setting: str, path: pathl
         intervals = [mean_interval(by_seed([r for r in members if r.label == label], key, 100).values())
                      for label in labels]
         positions = np.arange(len(labels)) + (offset - 0.5) * width
-        means = np.array([i.mean for i in intervals])
-        errors = np.abs(np.array([[i.low, i.high] for i in intervals]).T - means)
-        axis.bar(positions, means, width, yerr=errors, capsize=3, label=name, color=f"C{offset}")
+        axis.bar(positions, [i.mean for i in intervals], width, yerr=np.array([i.error_bar() for i in intervals]).T,
+                 capsize=3, label=name, color=f"C{offset}")
     finite = [v for label in labels for v in by_seed([r for r in members if r.label == label], "test_acc", 100).values()]
     if finite:
         axis.set_ylim(min(finite) - 3, max(finite) + 2)

@@ -21,6 +21,10 @@ class Interval:
     high: float
     n: int
 
+    def error_bar(self) -> list[float]:
+        """Distances from the mean down to low and up to high: one column of matplotlib's `yerr`."""
+        return [self.mean - self.low, self.high - self.mean]
+
     def format(self, scale: float = 1.0, digits: int = 2) -> str:
         if self.n == 0:
             return "-"

@@ -164,8 +164,9 @@ def log_path(out: str | os.PathLike, spec: RunSpec) -> str:
 def run_sweep(specs: list[RunSpec], out: str | os.PathLike, backend, retries: int = 1, progress=None) -> Outcome:
     """Run every unfinished spec on `backend` (at most backend.workers at a time), retrying a failed run `retries`
     times; `progress(line)` is called after every change."""
-    outcome = Outcome(skipped=[s for s in specs if s.finished()])
-    queue = collections.deque(s for s in specs if not s.finished())
+    done_before = [s.finished() for s in specs]
+    outcome = Outcome(skipped=[s for s, done in zip(specs, done_before) if done])
+    queue = collections.deque(s for s, done in zip(specs, done_before) if not done)
     attempts: collections.Counter = collections.Counter()
     running: dict[concurrent.futures.Future, RunSpec] = {}
     total, last = len(queue), [""]

@@ -100,7 +100,7 @@ def _final_returns(runs: list[Run], suite: str, out: pathlib.Path) -> pathlib.Pa
                                             "eval_return").values())
             if interval.n:
                 axis.bar(colour, interval.mean, color=f"C{colour}", label=label,
-                         yerr=[[interval.mean - interval.low], [interval.high - interval.mean]], capsize=3)
+                         yerr=np.array([interval.error_bar()]).T, capsize=3)
         axis.set(title=game, xticks=[])
     axes[0][0].set_ylabel("final evaluation return")
     axes[0][0].legend(fontsize=7)
@@ -119,10 +119,11 @@ def plots(runs: list[Run], out: pathlib.Path, reps: int = 500) -> list[pathlib.P
     written = []
     for setting in sorted({r.setting for r in rl}):
         figure, axis = plt.subplots(figsize=(8, 4.5))
-        for colour, (label_, members) in enumerate((label, m) for (s, label), m in group(rl).items() if s == setting):
-            draw(axis, members, "recent_return", f"C{colour}", label_, x="step")
+        for colour, label in enumerate(sorted({r.label for r in rl if r.setting == setting})):
+            members = [r for r in rl if r.setting == setting and r.label == label]
+            draw(axis, members, "recent_return", f"C{colour}", label, x="step")
             if any("eval_return" in row and not row.get("final") for r in members for row in r.rows):
-                draw(axis, members, "eval_return", f"C{colour}", f"{label_} (evaluation)", "--", x="step")
+                draw(axis, members, "eval_return", f"C{colour}", f"{label} (evaluation)", "--", x="step")
         axis.set(xlabel="agent step", ylabel="return (mean of the last 100 training episodes)", title=setting)
         if axis.lines:
             axis.legend(fontsize=8)

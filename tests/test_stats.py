@@ -6,9 +6,9 @@ import pathlib
 import numpy as np
 import pytest
 
-from hare_tortoise.report import Run, markdown, supervised_cells, write_csv
+from hare_tortoise.report import Run, averaging_and_resets, largest_fall, markdown, supervised_cells, write_csv
 from hare_tortoise.rl import scores
-from hare_tortoise.stats import bootstrap_means, mean_interval, paired_difference
+from hare_tortoise.stats import bootstrap_means, mean_interval, paired_difference, ratio_of_means
 
 
 def test_the_interval_of_equal_values_is_that_value_and_one_seed_has_no_interval():
@@ -41,6 +41,15 @@ def test_paired_differences_remove_what_the_seeds_share():
     assert (paired.mean, paired.low, paired.high, paired.n) == (1.0, 1.0, 1.0, 3)
     unpaired = mean_interval(treated.values()).low - mean_interval(control.values()).high
     assert unpaired < 0  # the unpaired intervals overlap; the paired one is exactly +1
+
+
+def test_the_ratio_of_means_resamples_seeds_jointly():
+    gain, gap = {1: 1.0, 2: 2.0, 3: 3.0, 9: 5.0}, {1: 2.0, 2: 4.0, 3: 6.0}  # seed 9 has no partner
+    half = ratio_of_means(gain, gap)  # each seed closes half of its gap, so every resample gives exactly 0.5
+    assert (half.mean, half.low, half.high, half.n) == (0.5, 0.5, 0.5, 3)
+    spread = ratio_of_means({1: 1.0, 2: 3.0, 3: 2.0}, {1: 4.0, 2: 4.0, 3: 4.0})
+    assert spread.mean == pytest.approx(0.5) and 0.25 <= spread.low < 0.5 < spread.high <= 0.75
+    assert ratio_of_means({1: 1.0}, {1: 0.0}).n == 0 and ratio_of_means({}, {}).n == 0
 
 
 def test_the_performance_profile_counts_runs_above_each_threshold():
@@ -93,3 +102,31 @@ def test_runs_that_differ_in_a_setting_form_separate_cells():
     labels = {(c.label, c.seeds) for c in supervised_cells(runs)}
     assert labels == {("hare_tortoise [method.momentum=0.99]", 2), ("hare_tortoise [method.momentum=0.999]", 2),
                       ("warm", 1)}
+
+
+def test_the_largest_fall_is_measured_within_the_last_phase():
+    rows = [{"phase": 0, "test_acc": 0.9}, {"phase": 0, "test_acc": 0.1},  # a fall in phase 0 does not count
+            {"phase": 1, "test_acc": 0.5}, {"phase": 1, "test_acc": 0.8}, {"phase": 1, "epoch": 3},
+            {"phase": 1, "test_acc": 0.6}, {"phase": 1, "test_acc": 0.7}, {"phase": 1, "test_acc": 0.65}]
+    run = Run(pathlib.Path("."), {}, rows, True)
+    assert largest_fall(run) == pytest.approx(0.2)  # 0.8 -> 0.6 across a row without an evaluation
+    rising = Run(pathlib.Path("."), {}, [{"phase": 0, "test_acc": v} for v in (0.1, 0.2, 0.3)], True)
+    assert largest_fall(rising) == 0.0
+
+
+def test_the_warm_start_gap_closed_and_where_the_tortoise_gain_comes_from():
+    warm, cold = {"protocol": "warm_start"}, {"protocol": "cold"}
+    runs = [fake(cold, "base", s, 0.90 + 0.01 * s, shadow=0.93 + 0.01 * s) for s in (1, 2, 3)]
+    runs += [fake(warm, "base", s, 0.86 + 0.01 * s) for s in (1, 2, 3)]  # gap: 4 points per seed
+    runs += [fake(warm, "ema", s, 0.87 + 0.01 * s) for s in (1, 2, 3)]  # averaging alone: +1
+    runs += [fake(warm, "hare_tortoise", s, 0.90 + 0.01 * s) for s in (1, 2, 3)]  # +4: closes the gap
+    cells = {(c.setting, c.label): c for c in supervised_cells(runs)}
+    assert cells["mnist1d/mlp/warm_start", "hare_tortoise"].columns["gap closed"].mean == pytest.approx(1.0)
+    assert cells["mnist1d/mlp/warm_start", "ema"].columns["gap closed"].mean == pytest.approx(0.25)
+    assert cells["mnist1d/mlp/warm_start", "warm"].columns["gap closed"].n == 0
+    [decomposition] = averaging_and_resets(runs)
+    expected = {"H&T − warm": 4.0, "EMA − warm": 1.0, "H&T − EMA": 3.0, "share from averaging": 0.25,
+                "H&T − cold": 0.0, "H&T − cold EMA": -3.0}
+    assert {k: round(v.mean, 9) for k, v in decomposition.columns.items()} == expected
+    assert all(v.n == 3 for v in decomposition.columns.values()) and decomposition.seeds == 3
+    assert averaging_and_resets([r for r in runs if r.config["method"] != "ema"]) == []  # EMA alone is needed

@@ -13,7 +13,8 @@ import pathlib
 import numpy as np
 
 from .runs import RunStore
-from .stats import MIN_SEEDS, Interval, bootstrap_means, mean_interval, paired_difference
+from .stats import (MIN_SEEDS, Interval, bootstrap_means, differences, mean_interval, paired_difference,
+                    ratio_of_means)
 
 CURVE_REPS = 1000  # bootstrap replicates per curve point: the bands are drawn, not tabulated
 
@@ -134,10 +135,23 @@ def _cold_reference(runs: list[Run], like: Run) -> list[Run]:
             and r.config["method"] == "base" and all(r.config[k] == like.config[k] for k in same)]
 
 
+def largest_fall(run: Run, key: str = "test_acc") -> float:
+    """The largest drop of `key` from one evaluation to the next within the run's last phase (0 if it only rose)."""
+    last = run.final.get("phase", 0)
+    values = [row[key] for row in run.rows if row.get("phase", 0) == last and key in row]
+    return max([0.0] + [before - after for before, after in zip(values, values[1:])])
+
+
+def _is_warm(run: Run) -> bool:
+    return run.config["protocol"] == "warm_start"
+
+
 def supervised_cells(runs: list[Run]) -> list[Cell]:
     """Per setting and method: final test accuracy (in %) of the reported network and of the hare, train accuracy,
-    the paired difference to the setting's base, and for warm starts the gap to cold start (cold minus this: the
-    accuracy the warm start still costs); an EMA shadow, where kept, gets its own row."""
+    the paired difference to the setting's base; for warm starts the gap to cold start (cold minus this: the
+    accuracy the warm start still costs) and the share of base's gap the method closes; the largest fall of test
+    accuracy between two evaluations of the last phase (a reset's drop, seen when evaluating every epoch). An EMA
+    shadow, where kept, gets its own row."""
     supervised = [r for r in runs if not r.is_rl]
     cells = []
     for (setting, label), members in group(supervised).items():
@@ -149,13 +163,42 @@ def supervised_cells(runs: list[Run]) -> list[Cell]:
         base = baseline_label(supervised, setting)
         base_test = by_seed([r for r in supervised if r.setting == setting and r.label == base], "test_acc", 100)
         columns["Δ vs base"] = paired_difference(test, base_test) if base and base != label else mean_interval([])
-        cold = _cold_reference(supervised, members[0]) if members[0].config["protocol"] == "warm_start" else []
-        columns["warm-start gap"] = paired_difference(by_seed(cold, "test_acc", 100), test) if cold else mean_interval([])
+        cold = by_seed(_cold_reference(supervised, members[0]), "test_acc", 100) if _is_warm(members[0]) else {}
+        columns["warm-start gap"] = paired_difference(cold, test) if cold else mean_interval([])
+        columns["gap closed"] = (ratio_of_means(differences(test, base_test), differences(cold, base_test))
+                                 if cold and base and base != label else mean_interval([]))
+        columns["largest fall"] = mean_interval(100 * largest_fall(r) for r in finished)
         cells.append(Cell(setting, label, columns, len(finished), len(members) - len(finished)))
         shadow = by_seed(members, "test_acc_shadow", 100)
         if shadow:
             cells.append(Cell(setting, f"{label} EMA (shadow)", {"test acc": mean_interval(shadow.values())},
                               len(shadow)))
+    return cells
+
+
+def averaging_and_resets(runs: list[Run]) -> list[Cell]:
+    """Where H&T's gain in a warm start comes from. The paper compares the Tortoise with the cold-start network
+    only (Lee et al. 2024, section 5); here, per warm-start setting with `warm`, `ema` and `hare_tortoise` runs,
+    paired by seed, in points of test accuracy: the Tortoise's gain over warm-started base, the gain of EMA alone
+    (averaging without resets), what the resets add (Tortoise minus EMA), the share of the gain averaging alone
+    gives, and the Tortoise against cold start and against an EMA of the cold-start run (its shadow)."""
+    supervised = [r for r in runs if not r.is_rl]
+    cells = []
+    for setting in sorted({r.setting for r in supervised if _is_warm(r)}):
+        members = [r for r in supervised if r.setting == setting]
+        final = {label: by_seed([r for r in members if r.label == label], "test_acc", 100)
+                 for label in ("warm", "ema", "hare_tortoise")}
+        if not all(final.values()):
+            continue
+        tortoise, ema, warm = final["hare_tortoise"], final["ema"], final["warm"]
+        cold = _cold_reference(supervised, members[0])
+        gain = differences(tortoise, warm)
+        columns = {"H&T − warm": mean_interval(gain.values()), "EMA − warm": paired_difference(ema, warm),
+                   "H&T − EMA": paired_difference(tortoise, ema),
+                   "share from averaging": ratio_of_means(differences(ema, warm), gain),
+                   "H&T − cold": paired_difference(tortoise, by_seed(cold, "test_acc", 100)),
+                   "H&T − cold EMA": paired_difference(tortoise, by_seed(cold, "test_acc_shadow", 100))}
+        cells.append(Cell(setting, "hare_tortoise", columns, len(tortoise)))
     return cells
 
 
@@ -351,7 +394,15 @@ def report(directories: list[str | pathlib.Path], out: str | pathlib.Path) -> tu
         supervised = supervised_cells(runs)
         cells += supervised
         sections += [markdown(supervised, "Final accuracy in %: mean over seeds [95% percentile-bootstrap interval]. "
-                              "Δ vs base: paired by seed. Warm-start gap: cold-start base minus this, paired."), ""]
+                              "Δ vs base: paired by seed. Warm-start gap: cold-start base minus this, paired. Gap "
+                              "closed: Δ vs base over base's warm-start gap. Largest fall: the largest drop of test "
+                              "accuracy between two evaluations of the last phase."), ""]
+        decomposition = averaging_and_resets(runs)
+        cells += decomposition
+        if decomposition:
+            sections += [markdown(decomposition, "Averaging or resets: H&T's Tortoise against warm-started base, "
+                                  "EMA alone, cold start and the EMA shadow of cold start; differences in points, "
+                                  "paired by seed. Share from averaging: (EMA − warm) / (H&T − warm)."), ""]
     if any(r.is_rl for r in runs):
         text, rl_cells = rl_report.tables(runs)
         cells += rl_cells

@@ -42,11 +42,20 @@ def bootstrap_means(values: np.ndarray, reps: int = 10_000, level: float = 0.95,
     mean = values.mean(axis=0)
     if n == 1:
         return mean, mean.copy(), mean.copy()
-    resamples = np.random.default_rng(seed).integers(0, n, size=(reps, n))
-    means = values[resamples].mean(axis=1)
-    tail = 100 * (1 - level) / 2
-    low, high = np.percentile(means, [tail, 100 - tail], axis=0)
+    low, high = np.percentile(_resampled_means(values, reps, seed), _tails(level), axis=0)
     return mean, low, high
+
+
+def _resampled_means(values: np.ndarray, reps: int, seed: int) -> np.ndarray:
+    """(reps, *values.shape[1:]): the mean over axis 0 of `reps` resamples of its rows, the same rows for every
+    column (so that columns measured on the same seeds stay paired)."""
+    resamples = np.random.default_rng(seed).integers(0, values.shape[0], size=(reps, values.shape[0]))
+    return values[resamples].mean(axis=1)
+
+
+def _tails(level: float) -> list[float]:
+    tail = 100 * (1 - level) / 2
+    return [tail, 100 - tail]
 
 
 def mean_interval(values, reps: int = 10_000, level: float = 0.95, seed: int = 0) -> Interval:
@@ -58,8 +67,30 @@ def mean_interval(values, reps: int = 10_000, level: float = 0.95, seed: int = 0
     return Interval(float(mean[0]), float(low[0]), float(high[0]), len(values))
 
 
+def differences(treated: dict[int, float], control: dict[int, float]) -> dict[int, float]:
+    """treated[s] - control[s] for each seed s both have, in seed order."""
+    return {s: treated[s] - control[s] for s in sorted(treated.keys() & control.keys())}
+
+
 def paired_difference(treated: dict[int, float], control: dict[int, float], reps: int = 10_000,
                       level: float = 0.95, seed: int = 0) -> Interval:
     """Mean of treated[s] - control[s] over the seeds s both have, with its bootstrap interval."""
-    seeds = sorted(set(treated) & set(control))
-    return mean_interval([treated[s] - control[s] for s in seeds], reps, level, seed)
+    return mean_interval(differences(treated, control).values(), reps, level, seed)
+
+
+def ratio_of_means(numerator: dict[int, float], denominator: dict[int, float], reps: int = 10_000,
+                   level: float = 0.95, seed: int = 0) -> Interval:
+    """mean(numerator) / mean(denominator) over the seeds both have, with a percentile-bootstrap interval that
+    resamples seeds jointly: e.g. the share of the warm-start gap a method closes (its gain over warm-started base
+    divided by cold minus warm-started base, both per seed). Resamples whose denominator averages 0 are dropped."""
+    seeds = sorted(set(numerator) & set(denominator))
+    values = np.array([[numerator[s], denominator[s]] for s in seeds], dtype=np.float64).reshape(-1, 2)
+    if not np.isfinite(values).all() or not seeds or values[:, 1].mean() == 0:
+        return Interval(math.nan, math.nan, math.nan, 0)
+    point = float(values[:, 0].mean() / values[:, 1].mean())
+    if len(seeds) == 1:
+        return Interval(point, point, point, 1)
+    means = _resampled_means(values, reps, seed)
+    means = means[means[:, 1] != 0]
+    low, high = np.percentile(means[:, 0] / means[:, 1], _tails(level))
+    return Interval(point, float(low), float(high), len(seeds))

@@ -6,6 +6,8 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 RUNNER = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
 
 
@@ -25,3 +27,20 @@ def test_an_unknown_benchmark_is_refused(tmp_path):
     result = subprocess.run([sys.executable, str(RUNNER), "nonsense", "--out", str(tmp_path / "x.json")],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and "available: tortoise" in result.stderr and not (tmp_path / "x.json").exists()
+
+
+def test_the_preset_cost_is_the_measured_time_per_image_times_the_preset_workload():
+    from hare_tortoise import presets
+
+    script = RUNNER.parent / "preset_cost.py"
+    result = subprocess.run([sys.executable, str(script), "--batch", "2", "--steps", "1"], capture_output=True,
+                            text=True, timeout=600, cwd=RUNNER.parent)
+    assert result.returncode == 0, result.stderr
+    rows = {cells[1]: cells[2:-1] for line in result.stdout.splitlines() if line.startswith("| ")
+            for cells in [[c.strip() for c in line.split("|")]] if cells[1] not in ("preset", "---")}
+    paper = [name for name in presets.available() if presets.get(name).description.startswith("paper scale")]
+    assert sorted(rows) == sorted(paper) and len(paper) == 15
+    model, images, per_image, hours = rows["cifar10-warm"]
+    # warm start: 10% of CIFAR-10 for 1000 epochs, then all of it for 111 (PAPER.md section 3)
+    assert model == "resnet18" and int(images.replace(",", "")) == 5_000 * 1_000 + 50_000 * 111
+    assert float(hours.replace(",", "")) == pytest.approx(10_550_000 * float(per_image) / 3600, rel=1e-3, abs=0.06)

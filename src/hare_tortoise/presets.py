@@ -146,10 +146,15 @@ def get(name: str) -> Preset:
 
 
 def workload(preset: Preset) -> str:
-    """What one run of `preset` processes: training images (samples x epochs over its phases, from its own
-    protocol), or agent steps."""
+    """What one run of `preset` processes: training images, or agent steps."""
     if preset.kind == "rl":
         return f"{preset.config['steps']:,} agent steps"
+    return f"{training_images(preset):,} training images"
+
+
+def training_images(preset: Preset) -> int:
+    """The training images one run of a supervised preset processes: samples x epochs over the phases of its own
+    protocol."""
     import torch
 
     from .config import Config
@@ -159,4 +164,4 @@ def workload(preset: Preset) -> str:
     samples = config.train_size or TRAIN_SAMPLES[config.dataset]
     settings = {k: getattr(config, k) for name in streams.PROTOCOLS for k in streams.options(name)}
     phases = streams.build(config.protocol, torch.zeros(samples, dtype=torch.long), 10, 1, config.epochs, 0, **settings)
-    return f"{sum(len(phase.indices) * phase.epochs for phase in phases):,} training images"
+    return sum(len(phase.indices) * phase.epochs for phase in phases)

@@ -73,5 +73,6 @@ reproduce: $(STAMP)
 	$(HT) sweep mnist1d-warm --methods base,shrink_perturb,head_reset,hare_tortoise --seeds $(REPRO_SEEDS) \
 	  --out $(REPRO)/every-epoch eval_every=1
 	$(HT) report $(REPRO)/cold $(REPRO)/cold-aug $(REPRO)/warm $(REPRO)/warm-aug $(REPRO)/continual --out $(REPRO)/report
-	$(HT) report $(REPRO)/warm $(REPRO)/sensitivity $(REPRO)/steps --out $(REPRO)/report-sensitivity
+	$(HT) report $(REPRO)/cold $(REPRO)/warm/base $(REPRO)/warm/hare_tortoise $(REPRO)/sensitivity $(REPRO)/steps \
+	  --out $(REPRO)/report-sensitivity
 	$(HT) report $(REPRO)/cold $(REPRO)/every-epoch --out $(REPRO)/report-every-epoch

@@ -130,3 +130,10 @@ def test_the_warm_start_gap_closed_and_where_the_tortoise_gain_comes_from():
     assert {k: round(v.mean, 9) for k, v in decomposition.columns.items()} == expected
     assert all(v.n == 3 for v in decomposition.columns.values()) and decomposition.seeds == 3
     assert averaging_and_resets([r for r in runs if r.config["method"] != "ema"]) == []  # EMA alone is needed
+
+
+def test_a_run_repeated_in_two_sweeps_counts_as_one_seed():
+    warm = {"protocol": "warm_start"}
+    runs = [fake(warm, "base", s, 0.8) for s in (1, 2, 1)]
+    [cell] = supervised_cells(runs)
+    assert cell.seeds == 2

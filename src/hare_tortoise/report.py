@@ -168,7 +168,8 @@ def supervised_cells(runs: list[Run]) -> list[Cell]:
         columns["gap closed"] = (ratio_of_means(differences(test, base_test), differences(cold, base_test))
                                  if cold and base and base != label else mean_interval([]))
         columns["largest fall"] = mean_interval(100 * largest_fall(r) for r in finished)
-        cells.append(Cell(setting, label, columns, len(finished), len(members) - len(finished)))
+        seeds = len({r.seed for r in finished})  # a run repeated in two sweeps counts once
+        cells.append(Cell(setting, label, columns, seeds, len(members) - len(finished)))
         shadow = by_seed(members, "test_acc_shadow", 100)
         if shadow:
             cells.append(Cell(setting, f"{label} EMA (shadow)", {"test acc": mean_interval(shadow.values())},

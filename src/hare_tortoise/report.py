@@ -261,13 +261,21 @@ def save(figure, path: pathlib.Path) -> pathlib.Path:
     return path
 
 
+def colours(labels: list[str]) -> list:
+    """A distinct colour per label: matplotlib's 10-colour cycle, or its 20-colour map for more labels."""
+    import matplotlib
+
+    return [f"C{i}" for i in range(len(labels))] if len(labels) <= 10 else \
+        [matplotlib.colormaps["tab20"](i % 20) for i in range(len(labels))]
+
+
 def _test_curves(axis, members: list[Run], labels: list[str], references: list[tuple[str, float]]) -> None:
-    for colour, label in enumerate(labels):
+    for colour, label in zip(colours(labels), labels):
         runs = [r for r in members if r.label == label]
-        draw(axis, runs, "test_acc", f"C{colour}", label)
+        draw(axis, runs, "test_acc", colour, label)
         if runs[0].config["method"] in ("hare_tortoise", "ema"):
-            draw(axis, runs, "test_acc_hare", f"C{colour}", f"{label} (hare)", ":")
-        draw(axis, runs, "test_acc_shadow", f"C{colour}", f"{label} EMA (shadow)", "--")
+            draw(axis, runs, "test_acc_hare", colour, f"{label} (hare)", ":")
+        draw(axis, runs, "test_acc_shadow", colour, f"{label} EMA (shadow)", "--")
     for style, (label, value) in zip(("-.", (0, (1, 3))), references):
         axis.axhline(value, color="black", linewidth=0.9, linestyle=style, label=label)
 
@@ -309,10 +317,10 @@ def supervised_plots(runs: list[Run], out: pathlib.Path) -> list[pathlib.Path]:
         written.append(save(figure, out / f"{name}-test.png"))
 
         figure, axis = plt.subplots(figsize=(8, 4.5))
-        for colour, label in enumerate(labels):
+        for colour, label in zip(colours(labels), labels):
             group_runs = [r for r in members if r.label == label]
-            draw(axis, group_runs, "train_acc", f"C{colour}", f"{label} train", "--")
-            draw(axis, group_runs, "test_acc_hare", f"C{colour}", f"{label} test (hare)")
+            draw(axis, group_runs, "train_acc", colour, f"{label} train", "--")
+            draw(axis, group_runs, "test_acc_hare", colour, f"{label} test (hare)")
         _phase_lines(axis, boundaries)
         axis.set(xlabel="epoch (all phases)", ylabel="accuracy", title=f"{setting}: train vs test accuracy")
         axis.legend(fontsize=8)
@@ -363,15 +371,15 @@ def _plasticity(members: list[Run], labels: list[str], setting: str):
     rows = math.ceil(len(keys) / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 2.8 * rows), squeeze=False)
     for axis, key in zip(axes.flat, keys):
-        for colour, label in enumerate(labels):
+        for colour, label in zip(colours(labels), labels):
             runs = [r for r in members if r.label == label]
             ends = [[row for row in r.rows if row.get("phase_end")] for r in runs]
             phases = min(len(e) for e in ends)
             if phases and all(key in e[p] for e in ends for p in range(phases)):
                 values = np.array([[e[p][key] for p in range(phases)] for e in ends])
                 mean, low, high = bootstrap_means(values, reps=CURVE_REPS)
-                axis.plot(range(phases), mean, marker="o", color=f"C{colour}", label=label)
-                axis.fill_between(range(phases), low, high, color=f"C{colour}", alpha=0.15, linewidth=0)
+                axis.plot(range(phases), mean, marker="o", color=colour, label=label)
+                axis.fill_between(range(phases), low, high, color=colour, alpha=0.15, linewidth=0)
         axis.set(title=key.removeprefix("metrics/").replace("_", " "), xlabel="phase", xticks=range(phases))
     for axis in list(axes.flat)[len(keys):]:
         axis.axis("off")

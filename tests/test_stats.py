@@ -104,12 +104,19 @@ def test_runs_that_differ_in_a_setting_form_separate_cells():
                       ("warm", 1)}
 
 
-def test_the_largest_fall_is_measured_within_the_last_phase():
-    rows = [{"phase": 0, "test_acc": 0.9}, {"phase": 0, "test_acc": 0.1},  # a fall in phase 0 does not count
-            {"phase": 1, "test_acc": 0.5}, {"phase": 1, "test_acc": 0.8}, {"phase": 1, "epoch": 3},
-            {"phase": 1, "test_acc": 0.6}, {"phase": 1, "test_acc": 0.7}, {"phase": 1, "test_acc": 0.65}]
+def test_the_largest_fall_counts_from_the_end_of_the_first_phase():
+    rows = [{"phase": 0, "test_acc": 0.9}, {"phase": 0, "test_acc": 0.3},  # the first phase's own fall: not counted
+            {"phase": 0, "test_acc": 0.4}, {"phase": 1, "test_acc": 0.5}, {"phase": 1, "test_acc": 0.8},
+            {"phase": 1, "epoch": 3}, {"phase": 1, "test_acc": 0.6}, {"phase": 2, "test_acc": 0.75},
+            {"phase": 2, "test_acc": 0.7}]
     run = Run(pathlib.Path("."), {}, rows, True)
     assert largest_fall(run) == pytest.approx(0.2)  # 0.8 -> 0.6 across a row without an evaluation
+    rows[7]["test_acc"] = 0.35  # a reset at the boundary of phases 1 and 2
+    assert largest_fall(run) == pytest.approx(0.25)
+    rows[3]["test_acc"] = 0.1  # from the first phase's last evaluation into the second
+    assert largest_fall(run) == pytest.approx(0.3)
+    one_phase = Run(pathlib.Path("."), {}, [{"phase": 0, "test_acc": v} for v in (0.1, 0.3, 0.2, 0.4)], True)
+    assert largest_fall(one_phase) == pytest.approx(0.1)
     rising = Run(pathlib.Path("."), {}, [{"phase": 0, "test_acc": v} for v in (0.1, 0.2, 0.3)], True)
     assert largest_fall(rising) == 0.0
 

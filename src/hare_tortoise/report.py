@@ -136,9 +136,12 @@ def _cold_reference(runs: list[Run], like: Run) -> list[Run]:
 
 
 def largest_fall(run: Run, key: str = "test_acc") -> float:
-    """The largest drop of `key` from one evaluation to the next within the run's last phase (0 if it only rose)."""
-    last = run.final.get("phase", 0)
-    values = [row[key] for row in run.rows if row.get("phase", 0) == last and key in row]
+    """The largest drop of `key` from one evaluation to the next (0 if it only rose), from the first phase's last
+    evaluation on: a reset's drop at a phase boundary or within a phase counts, the first phase's own rise and fall
+    on its (noisy) data does not. A run of one phase counts throughout."""
+    evaluated = [row for row in run.rows if key in row]
+    later = [i for i, row in enumerate(evaluated) if row.get("phase", 0) > 0]
+    values = [row[key] for row in evaluated[later[0] - 1 if later else 0:]]
     return max([0.0] + [before - after for before, after in zip(values, values[1:])])
 
 
@@ -150,8 +153,8 @@ def supervised_cells(runs: list[Run]) -> list[Cell]:
     """Per setting and method: final test accuracy (in %) of the reported network and of the hare, train accuracy,
     the paired difference to the setting's base; for warm starts the gap to cold start (cold minus this: the
     accuracy the warm start still costs) and the share of base's gap the method closes; the largest fall of test
-    accuracy between two evaluations of the last phase (a reset's drop, seen when evaluating every epoch). An EMA
-    shadow, where kept, gets its own row."""
+    accuracy between two evaluations after the first phase (a reset's drop, seen when evaluating every epoch). An
+    EMA shadow, where kept, gets its own row."""
     supervised = [r for r in runs if not r.is_rl]
     cells = []
     for (setting, label), members in group(supervised).items():
@@ -405,7 +408,7 @@ def report(directories: list[str | pathlib.Path], out: str | pathlib.Path) -> tu
         sections += [markdown(supervised, "Final accuracy in %: mean over seeds [95% percentile-bootstrap interval]. "
                               "Δ vs base: paired by seed. Warm-start gap: cold-start base minus this, paired. Gap "
                               "closed: Δ vs base over base's warm-start gap. Largest fall: the largest drop of test "
-                              "accuracy between two evaluations of the last phase."), ""]
+                              "accuracy between two evaluations, from the end of the first phase on."), ""]
         decomposition = averaging_and_resets(runs)
         cells += decomposition
         if decomposition:

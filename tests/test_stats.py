@@ -131,6 +131,8 @@ def test_the_warm_start_gap_closed_and_where_the_tortoise_gain_comes_from():
     assert cells["mnist1d/mlp/warm_start", "hare_tortoise"].columns["gap closed"].mean == pytest.approx(1.0)
     assert cells["mnist1d/mlp/warm_start", "ema"].columns["gap closed"].mean == pytest.approx(0.25)
     assert cells["mnist1d/mlp/warm_start", "warm"].columns["gap closed"].n == 0
+    closed = [fake(cold, "base", s, 0.86 + 0.01 * s) for s in (1, 2, 3)] + runs[3:]  # cold = warm base: no gap
+    assert {c.label: c.columns.get("gap closed") for c in supervised_cells(closed)}["ema"].n == 0
     [decomposition] = averaging_and_resets(runs)
     expected = {"H&T − warm": 4.0, "EMA − warm": 1.0, "H&T − EMA": 3.0, "share from averaging": 0.25,
                 "H&T − cold": 0.0, "H&T − cold EMA": -3.0}

@@ -168,8 +168,10 @@ def supervised_cells(runs: list[Run]) -> list[Cell]:
         columns["Δ vs base"] = paired_difference(test, base_test) if base and base != label else mean_interval([])
         cold = by_seed(_cold_reference(supervised, members[0]), "test_acc", 100) if _is_warm(members[0]) else {}
         columns["warm-start gap"] = paired_difference(cold, test) if cold else mean_interval([])
-        columns["gap closed"] = (ratio_of_means(differences(test, base_test), differences(cold, base_test))
-                                 if cold and base and base != label else mean_interval([]))
+        gap = differences(cold, base_test)
+        # a share of a gap that may be 0 means nothing: shown only where base's gap interval lies above 0
+        columns["gap closed"] = (ratio_of_means(differences(test, base_test), gap)
+                                 if base != label and mean_interval(gap.values()).low > 0 else mean_interval([]))
         columns["largest fall"] = mean_interval(100 * largest_fall(r) for r in finished)
         seeds = len({r.seed for r in finished})  # a run repeated in two sweeps counts once
         cells.append(Cell(setting, label, columns, seeds, len(members) - len(finished)))
@@ -407,8 +409,9 @@ def report(directories: list[str | pathlib.Path], out: str | pathlib.Path) -> tu
         cells += supervised
         sections += [markdown(supervised, "Final accuracy in %: mean over seeds [95% percentile-bootstrap interval]. "
                               "Δ vs base: paired by seed. Warm-start gap: cold-start base minus this, paired. Gap "
-                              "closed: Δ vs base over base's warm-start gap. Largest fall: the largest drop of test "
-                              "accuracy between two evaluations, from the end of the first phase on."), ""]
+                              "closed: Δ vs base over base's warm-start gap, where that gap's interval lies above 0. "
+                              "Largest fall: the largest drop of test accuracy between two evaluations, from the end "
+                              "of the first phase on."), ""]
         decomposition = averaging_and_resets(runs)
         cells += decomposition
         if decomposition:

@@ -53,10 +53,10 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
 
-# docs/REPRODUCTION.md's runs: every method of PAPER.md section 4 on MNIST-1D in the warm-start protocol with and
-# without augmentation and in the continual protocol, cold-start references, and H&T's sensitivity to its momentum
-# and reset interval (in epochs and in steps), the resetting methods in the continual protocol evaluated after
-# every epoch (to see the drops right after resets); 3 seeds each, one run per core. Re-running resumes.
+# docs/REPRODUCTION.md's runs: every method of PAPER.md section 4 on MNIST-1D in the warm-start and continual
+# protocols, each with and without augmentation; cold-start references; H&T's sensitivity to its momentum and reset
+# interval (in epochs and in steps); the resetting methods in the continual protocol evaluated after every epoch (to
+# see the drops right after resets). 3 seeds each, one run per core. Re-running resumes.
 REPRO ?= runs/reproduction
 REPRO_SEEDS ?= 1-3
 METHODS := base,l2,l2_init,spectral,crelu,layernorm,sam,redo,shrink_perturb,shrink_perturb_noise,head_reset,full_reset,ema,self_distill,hare_tortoise
@@ -66,13 +66,15 @@ reproduce: $(STAMP)
 	$(HT) sweep mnist1d-warm --methods $(METHODS) --seeds $(REPRO_SEEDS) --out $(REPRO)/warm
 	$(HT) sweep mnist1d-warm-aug --methods $(METHODS) --seeds $(REPRO_SEEDS) --out $(REPRO)/warm-aug
 	$(HT) sweep mnist1d-continual --methods $(METHODS) --seeds $(REPRO_SEEDS) --out $(REPRO)/continual
+	$(HT) sweep mnist1d-continual-aug --methods $(METHODS) --seeds $(REPRO_SEEDS) --out $(REPRO)/continual-aug
 	$(HT) sweep mnist1d-warm --methods hare_tortoise --seeds $(REPRO_SEEDS) --out $(REPRO)/sensitivity \
 	  method.momentum=0.99,0.995,0.999 method.reset_every_epochs=2,5,10
 	$(HT) sweep mnist1d-warm --methods hare_tortoise --seeds $(REPRO_SEEDS) --out $(REPRO)/steps \
 	  method.reset_every_epochs=None method.reset_every_steps=126,315,630
 	$(HT) sweep mnist1d-continual --methods base,shrink_perturb,head_reset,hare_tortoise --seeds $(REPRO_SEEDS) \
 	  --out $(REPRO)/every-epoch eval_every=1
-	$(HT) report $(REPRO)/cold $(REPRO)/cold-aug $(REPRO)/warm $(REPRO)/warm-aug $(REPRO)/continual --out $(REPRO)/report
+	$(HT) report $(REPRO)/cold $(REPRO)/cold-aug $(REPRO)/warm $(REPRO)/warm-aug $(REPRO)/continual \
+	  $(REPRO)/continual-aug --out $(REPRO)/report
 	$(HT) report $(REPRO)/cold $(REPRO)/warm/base $(REPRO)/warm/hare_tortoise $(REPRO)/sensitivity $(REPRO)/steps \
 	  --out $(REPRO)/report-sensitivity
 	$(HT) report $(REPRO)/every-epoch --out $(REPRO)/report-every-epoch

@@ -82,6 +82,8 @@ for name, config, what, measured in [
     ("mnist1d-cold-aug", {**MNIST1D, "protocol": "cold", "augment": True, "ema_shadow": 0.995},
      "cold start with augmentation, with an evaluation-only EMA shadow", ""),
     ("mnist1d-continual", {**MNIST1D, "protocol": "continual", "epochs": 20}, "continual, 10 chunks of 20 epochs", ""),
+    ("mnist1d-continual-aug", {**MNIST1D, "protocol": "continual", "epochs": 20, "augment": True},
+     "continual with augmentation, as the paper runs it (PAPER.md section 3)", ""),
 ]:
     PRESETS[name] = Preset(name, f"this machine: MNIST-1D / MLP 40-256-256-10, {what}", config,
                            _averaging(0.995, 5, crelu_scope="all"), measured)

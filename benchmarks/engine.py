@@ -18,7 +18,7 @@ from hare_tortoise.config import Config
 from hare_tortoise.data import Dataset
 from hare_tortoise.nn import models
 from hare_tortoise.runs import RunStore
-from hare_tortoise.train import Trainer, prepare_dataset
+from hare_tortoise.train import Trainer, adamw, prepare_dataset
 
 
 def rates(config: Config, dataset: Dataset, rounds: int = 4) -> tuple[dict[str, float], dict[str, float], int]:
@@ -38,7 +38,7 @@ def rates(config: Config, dataset: Dataset, rounds: int = 4) -> tuple[dict[str, 
     def bare(clip: float | None) -> float:
         torch.manual_seed(1)
         model = models.build(config.model, dataset.input_shape, dataset.num_classes, config.width, config.norm)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True)
+        optimizer = adamw(model.parameters(), config.lr, config.weight_decay)  # the engine's own optimizer
         x = torch.randn(config.batch_size, *dataset.input_shape)
         y = torch.randint(0, dataset.num_classes, (config.batch_size,))
         began = time.perf_counter()
@@ -46,7 +46,7 @@ def rates(config: Config, dataset: Dataset, rounds: int = 4) -> tuple[dict[str, 
             optimizer.zero_grad(set_to_none=True)
             F.cross_entropy(model(x), y).backward()
             if clip is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), clip, foreach=True)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
             optimizer.step()
         return time.perf_counter() - began
 

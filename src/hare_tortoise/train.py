@@ -80,6 +80,14 @@ def _epoch_seed(seed: int, phase: int, epoch: int) -> int:
     return (seed * 1_000_003 + phase * 10_007 + epoch) % (2**63)
 
 
+def adamw(parameters, lr: float, weight_decay: float, **overrides) -> torch.optim.AdamW:
+    """The recipe's AdamW (betas 0.9/0.999, eps 1e-8; PAPER.md section 2) as torch's fused kernel, one pass over
+    all tensors on CPU and CUDA (the foreach path on CPU is a loop of per-tensor ops, which dominates small models'
+    steps; benchmarks/README.md). `overrides` are a method's own settings (e.g. L2 turns weight decay off)."""
+    settings = {"lr": lr, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": weight_decay, "fused": True}
+    return torch.optim.AdamW(parameters, **{**settings, **overrides})
+
+
 class Trainer:
     """Trains one run of `config` into `store`; `dataset` replaces the configured one (a user's own tensors).
     In a `world` of several processes (torchrun), each trains on its slice of every batch under
@@ -123,10 +131,8 @@ class Trainer:
         self.last_checkpoint = time.perf_counter()
 
     def _optimizer(self) -> torch.optim.Optimizer:
-        # foreach: one fused update over all tensors (torch picks it by itself only on CUDA)
-        settings = {"lr": self.config.lr, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": self.config.weight_decay,
-                    "foreach": True}
-        return torch.optim.AdamW(self.model.parameters(), **{**settings, **self.method.optimizer_overrides()})
+        return adamw(self.model.parameters(), self.config.lr, self.config.weight_decay,
+                     **self.method.optimizer_overrides())
 
     def _checkpoint(self, phase: int, epoch: int, optimizer) -> None:
         self.store.save_checkpoint({

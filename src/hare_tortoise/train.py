@@ -81,10 +81,11 @@ def _epoch_seed(seed: int, phase: int, epoch: int) -> int:
 
 
 def adamw(parameters, lr: float, weight_decay: float, **overrides) -> torch.optim.AdamW:
-    """The recipe's AdamW (betas 0.9/0.999, eps 1e-8; PAPER.md section 2) as torch's fused kernel, one pass over
-    all tensors on CPU and CUDA (the foreach path on CPU is a loop of per-tensor ops, which dominates small models'
-    steps; benchmarks/README.md). `overrides` are a method's own settings (e.g. L2 turns weight decay off)."""
-    settings = {"lr": lr, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": weight_decay, "fused": True}
+    """The recipe's AdamW (betas 0.9/0.999, eps 1e-8; PAPER.md section 2), one foreach update over all tensors
+    (torch picks foreach by itself only on CUDA). `overrides` are a method's own settings (e.g. L2 sets the weight
+    decay). torch's fused kernel is faster on CPU (benchmarks/README.md) but changes every run's numbers in the last
+    bits, so switching to it means re-running the recorded results (README, docs/REPRODUCTION.md) with it."""
+    settings = {"lr": lr, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": weight_decay, "foreach": True}
     return torch.optim.AdamW(parameters, **{**settings, **overrides})
 
 

@@ -80,13 +80,13 @@ def _epoch_seed(seed: int, phase: int, epoch: int) -> int:
     return (seed * 1_000_003 + phase * 10_007 + epoch) % (2**63)
 
 
-def adamw(parameters, lr: float, weight_decay: float, **overrides) -> torch.optim.AdamW:
+def adamw(parameters, lr: float, weight_decay: float, overrides: dict | None = None) -> torch.optim.AdamW:
     """The recipe's AdamW (betas 0.9/0.999, eps 1e-8; PAPER.md section 2), one foreach update over all tensors
     (torch picks foreach by itself only on CUDA). `overrides` are a method's own settings (e.g. L2 sets the weight
     decay). torch's fused kernel is faster on CPU (benchmarks/README.md) but changes every run's numbers in the last
     bits, so switching to it means re-running the recorded results (README, docs/REPRODUCTION.md) with it."""
     settings = {"lr": lr, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": weight_decay, "foreach": True}
-    return torch.optim.AdamW(parameters, **{**settings, **overrides})
+    return torch.optim.AdamW(parameters, **{**settings, **(overrides or {})})
 
 
 class Trainer:
@@ -133,7 +133,7 @@ class Trainer:
 
     def _optimizer(self) -> torch.optim.Optimizer:
         return adamw(self.model.parameters(), self.config.lr, self.config.weight_decay,
-                     **self.method.optimizer_overrides())
+                     self.method.optimizer_overrides())
 
     def _checkpoint(self, phase: int, epoch: int, optimizer) -> None:
         self.store.save_checkpoint({

@@ -52,10 +52,8 @@ def main() -> None:
     print("| preset | model | training images per run | s per image (measured) | hours per run |")
     print("|---|---|---|---|---|")
     timed: dict[tuple, float] = {}
-    for name in presets.available():
+    for name in presets.paper_scale():
         preset = presets.get(name)
-        if not preset.description.startswith("paper scale"):
-            continue
         config = Config(**preset.config)
         key = (config.dataset, config.model)
         if key not in timed:

@@ -38,8 +38,7 @@ def test_the_preset_cost_is_the_measured_time_per_image_times_the_preset_workloa
     assert result.returncode == 0, result.stderr
     rows = {cells[1]: cells[2:-1] for line in result.stdout.splitlines() if line.startswith("| ")
             for cells in [[c.strip() for c in line.split("|")]] if cells[1] not in ("preset", "---")}
-    paper = [name for name in presets.available() if presets.get(name).description.startswith("paper scale")]
-    assert sorted(rows) == sorted(paper) and len(paper) == 15
+    assert sorted(rows) == presets.paper_scale() and len(rows) == 15
     model, images, per_image, hours = rows["cifar10-warm"]
     # warm start: 10% of CIFAR-10 for 1000 epochs, then all of it for 111 (PAPER.md section 3)
     assert model == "resnet18" and int(images.replace(",", "")) == 5_000 * 1_000 + 50_000 * 111

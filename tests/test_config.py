@@ -75,3 +75,13 @@ def test_small_presets_keep_the_papers_ratio_of_ema_time_constant_to_reset_inter
     assert settings["momentum"] == pytest.approx(derived, abs=0.0015)
     # and the paper's own numbers give back the paper's momentum
     assert presets.ema_momentum_for(presets.PAPER_RESET_STEPS) == pytest.approx(0.999)
+
+
+def test_paper_scale_presets_are_the_paper_datasets_and_models_at_the_papers_batch_and_epochs():
+    names = presets.paper_scale()
+    models = {"cifar10": "resnet18", "cifar100": "vit_tiny", "tiny_imagenet": "vgg16"}  # PAPER.md section 2
+    assert len(names) == 15 and all(presets.get(n).description.startswith("paper scale") for n in names)
+    for name in names:
+        config = Config(**presets.get(name).config)
+        assert models[config.dataset] == config.model and (config.batch_size, config.epochs) == (256, 100)
+    assert not any(presets.get(n).description.startswith("paper scale") for n in set(presets.available()) - set(names))

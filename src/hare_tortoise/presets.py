@@ -141,6 +141,11 @@ def available() -> list[str]:
     return sorted(PRESETS)
 
 
+def paper_scale() -> list[str]:
+    """The presets at the paper's scale: every paper dataset (PAPER.md section 2) under every paper protocol."""
+    return sorted(f"{dataset}-{suffix}" for dataset in PAPER_SETTINGS for suffix in PAPER_PROTOCOLS)
+
+
 def get(name: str) -> Preset:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; available: {', '.join(available())}")

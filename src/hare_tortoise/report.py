@@ -156,7 +156,7 @@ def supervised_cells(runs: list[Run]) -> list[Cell]:
     accuracy between two evaluations after the first phase (a reset's drop, seen when evaluating every epoch). An
     EMA shadow, where kept, gets its own row."""
     supervised = [r for r in runs if not r.is_rl]
-    cells = []
+    cells, gap_is_open = [], {}  # per setting: whether base's warm-start gap interval lies above 0
     for (setting, label), members in group(supervised).items():
         finished = [r for r in members if r.finished and r.rows]
         test = by_seed(members, "test_acc", 100)
@@ -169,9 +169,11 @@ def supervised_cells(runs: list[Run]) -> list[Cell]:
         cold = by_seed(_cold_reference(supervised, members[0]), "test_acc", 100) if _is_warm(members[0]) else {}
         columns["warm-start gap"] = paired_difference(cold, test) if cold else mean_interval([])
         gap = differences(cold, base_test)
+        if setting not in gap_is_open:
+            gap_is_open[setting] = mean_interval(gap.values()).low > 0
         # a share of a gap that may be 0 means nothing: shown only where base's gap interval lies above 0
         columns["gap closed"] = (ratio_of_means(differences(test, base_test), gap)
-                                 if base != label and mean_interval(gap.values()).low > 0 else mean_interval([]))
+                                 if base != label and gap_is_open[setting] else mean_interval([]))
         columns["largest fall"] = mean_interval(100 * largest_fall(r) for r in finished)
         seeds = len({r.seed for r in finished})  # a run repeated in two sweeps counts once
         cells.append(Cell(setting, label, columns, seeds, len(members) - len(finished)))

@@ -47,6 +47,10 @@ def test_resume_continues_from_the_last_checkpoint_without_repeating_rows(tmp_pa
 
 def test_env_picks_the_game_and_is_refused_elsewhere(capsys, tmp_path):
     assert resolve("minatar-dqn", None, None, None, [], env="seaquest").game == "seaquest"
+    # the issue's own spelling, the score tables' names: --env Pong, --env BankHeist, --env SpaceInvaders
+    assert resolve("atari100k-drq", "hare_tortoise", 1, None, [], env="Pong").game == "pong"
+    assert resolve("atari100k-drq", None, None, None, [], env="BankHeist").game == "bank_heist"
+    assert resolve("minatar-dqn", None, None, None, [], env="SpaceInvaders").game == "space_invaders"
     assert main(["run", "smoke", "--env", "breakout", "--out", str(tmp_path / "x")]) == 2
     assert "--env picks the game of an RL preset" in capsys.readouterr().err
     assert main(["run", "rl-smoke", "--env", "pong", "--out", str(tmp_path / "y")]) == 2

@@ -61,3 +61,11 @@ def test_aggregate_table_gives_every_estimate_with_its_interval():
     for name, (point, low, high) in table.items():
         assert low <= point <= high, name
     assert table["mean"][0] == pytest.approx(0.701, abs=5e-4)  # RL.md: SPR, first 10 runs
+
+
+def test_every_atari_game_is_found_under_its_score_table_name():
+    from hare_tortoise.rl.config import GAMES, game_id
+
+    for game in GAMES["atari100k"]:
+        assert game_id("atari100k", scores.reference_name(game)) == game
+    assert game_id("atari100k", "Tetris") == "Tetris"  # not a game of the suite: validation names the games

@@ -25,6 +25,7 @@ def test_grid_names_each_run_after_the_coordinates_that_vary(tmp_path):
 def test_grid_over_games_and_seed_ranges(tmp_path):
     games = sweep.parse_games("all", "minatar-dqn")
     assert games == ["asterix", "breakout", "freeway", "seaquest", "space_invaders"]
+    assert sweep.parse_games("Pong, MsPacman,up_n_down", "atari100k-drq") == ["pong", "ms_pacman", "up_n_down"]
     specs = sweep.grid("minatar-dqn", ["base", "hare_tortoise"], sweep.parse_seeds("1-3"), [], tmp_path, games)
     assert len(specs) == 5 * 2 * 3 and specs[0].name == "asterix/base/seed1" and specs[0].game == "asterix"
     assert sweep.parse_seeds("1-3,10") == [1, 2, 3, 10]

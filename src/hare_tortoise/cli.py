@@ -13,7 +13,7 @@ from .config import Config, ConfigError, apply_overrides
 from .data import streams
 from .data.dataset import DataError
 from .nn import models
-from .rl.config import RLConfig
+from .rl.config import RLConfig, game_id
 
 EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
 
@@ -31,7 +31,10 @@ def resolve(preset_name: str, method: str | None, seed: int | None, data_dir: st
     if env is not None and preset.kind != "rl":
         raise ConfigError(f"--env picks the game of an RL preset; {preset_name} is not one")
     config = kind(**{**preset.config, "method": method, "method_settings": dict(preset.method_defaults.get(method, {}))})
-    place = (("seed", seed), ("game", env)) if preset.kind == "rl" else (("seed", seed), ("data_dir", data_dir))
+    if preset.kind == "rl":
+        place = (("seed", seed), ("game", None if env is None else game_id(config.env, env)))
+    else:
+        place = (("seed", seed), ("data_dir", data_dir))
     config = dataclasses.replace(config, **{k: v for k, v in place if v is not None})
     return apply_overrides(config, [o for o in overrides if not o.startswith("method=")]).validate()
 
@@ -131,7 +134,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, help="random seed (default 0)")
     run.add_argument("--out", help="run directory (default runs/PRESET/METHOD/seedN)")
     run.add_argument("--data-dir", help="where data files are looked for first")
-    run.add_argument("--env", help="the game of an RL preset (e.g. breakout for minatar-dqn)")
+    run.add_argument("--env", help="the game of an RL preset (e.g. breakout for minatar-dqn; Pong or pong, "
+                     "BankHeist or bank_heist for atari100k-drq)")
     run.add_argument("--resume", action="store_true", help="continue the run in --out (error if there is none)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("overrides", nargs="*", metavar="key=value")

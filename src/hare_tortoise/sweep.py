@@ -21,7 +21,7 @@ import time
 
 from . import presets
 from .config import ConfigError
-from .rl.config import GAMES
+from .rl.config import GAMES, game_id
 
 LOG_TAIL = 2000  # characters of a failed run's log shown in the final report
 
@@ -71,7 +71,8 @@ def parse_games(text: str | None, preset: str) -> list[str | None]:
     config = presets.get(preset)
     if config.kind != "rl":
         raise ConfigError(f"--env picks the games of an RL preset; {preset} is not one")
-    return list(GAMES[config.config["env"]]) if text == "all" else [g.strip() for g in text.split(",")]
+    env = config.config["env"]
+    return list(GAMES[env]) if text == "all" else [game_id(env, g.strip()) for g in text.split(",")]
 
 
 def grid(preset: str, methods: list[str], seeds: list[int], overrides: list[str], out: str | os.PathLike,

@@ -14,6 +14,14 @@ AGENTS = {"dqn": DQNConfig, "drq_eps": DrQEpsConfig}
 GAMES = {"minatar": MINATAR_GAMES, "atari100k": ATARI_100K_GAMES}
 
 
+def game_id(env: str, spelling: str) -> str:
+    """The suite's name of a game however it is written: the score tables' 'Pong' or 'BankHeist', ale-py's
+    'pong' or 'bank_heist', MinAtar's 'space_invaders' or 'SpaceInvaders'. An unknown game comes back as written,
+    for validation to name the suite's games."""
+    squashed = {game.replace("_", ""): game for game in GAMES.get(env, ())}
+    return squashed.get(spelling.replace("_", "").replace("-", "").lower(), spelling)
+
+
 @dataclasses.dataclass
 class RLConfig(JsonConfig):
     """One agent on one game under one method; agent.NAME=VALUE sets the agent's settings."""

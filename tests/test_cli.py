@@ -97,6 +97,18 @@ def test_a_different_config_in_an_existing_run_directory(tmp_path, capsys):
     assert json.loads((tmp_path / "run" / "config.json").read_text())["epochs"] == 2
 
 
+def test_a_run_made_before_a_config_field_existed_continues_at_that_fields_default(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "smoke", "--out", str(out), "--no-progress"]) == 0
+    (out / "summary.json").unlink()  # as if killed before its end: the next call resumes it
+    stored = json.loads((out / "config.json").read_text())
+    del stored["bf16"]  # the file of a run made before `bf16` was added (at True: what ran before it existed)
+    (out / "config.json").write_text(json.dumps(stored))
+    assert main(["run", "smoke", "--out", str(out), "--no-progress"]) == 0
+    assert main(["run", "smoke", "--out", str(out), "--no-progress", "bf16=false"]) == 2
+    assert "differs in: bf16" in capsys.readouterr().err
+
+
 def test_the_installed_command_and_python_m():
     version = subprocess.run([sys.executable, "-m", "hare_tortoise", "list", "methods"], capture_output=True, text=True)
     assert version.returncode == 0 and "shrink_perturb_noise" in version.stdout

@@ -166,3 +166,16 @@ def test_the_optimizer_is_the_recipes_adamw_with_the_methods_own_settings(tmp_pa
     [group] = Trainer(smoke("base"), RunStore(tmp_path / "b"), prepare_dataset(config), progress=False) \
         ._optimizer().param_groups
     assert group["weight_decay"] == smoke("base").weight_decay
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device"))])
+def test_bf16_autocasts_forward_passes_on_cuda_only(device):
+    from hare_tortoise.train import _autocast
+
+    layer, x = torch.nn.Linear(4, 3).to(device), torch.randn(2, 4, device=device)
+    for bf16 in (True, False):
+        with _autocast(torch.device(device), bf16):
+            out = layer(x)
+        assert out.dtype == (torch.bfloat16 if bf16 and device == "cuda" else torch.float32)
+        assert layer.weight.dtype == torch.float32  # the weights stay float32

@@ -76,6 +76,7 @@ class Config(JsonConfig):
     seed: int = 0
     device: str = "auto"                # auto (cuda if available), cpu, cuda, cuda:N
     compile: bool = False               # torch.compile the model (pays off on GPUs, rarely on CPU)
+    bf16: bool = True                   # bf16 autocast of forward passes on CUDA (weights stay float32); CPU: float32
 
     def validate(self) -> "Config":
         """Check every value; raise ConfigError naming the first bad one and what is allowed."""

@@ -59,12 +59,13 @@ def prepare_dataset(config: Config) -> data.Dataset:
 
 
 @torch.no_grad()
-def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, inputs: Inputs, batch_size: int = 4096) -> float:
-    """Top-1 accuracy of `model` in eval mode (its mode is restored afterwards)."""
+def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, inputs: Inputs, batch_size: int = 4096,
+             bf16: bool = True) -> float:
+    """Top-1 accuracy of `model` in eval mode (its mode is restored afterwards); `bf16`: autocast on CUDA."""
     was_training = model.training
     model.eval()
     correct = torch.zeros((), dtype=torch.long, device=y.device)
-    with _autocast(y.device):
+    with _autocast(y.device, bf16):
         for start in range(0, len(y), batch_size):
             logits = model(inputs(x[start:start + batch_size]))
             correct += (logits.argmax(1) == y[start:start + batch_size]).sum()
@@ -72,8 +73,8 @@ def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, inputs: I
     return correct.item() / len(y)
 
 
-def _autocast(device: torch.device):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+def _autocast(device: torch.device, bf16: bool):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda")
 
 
 def _epoch_seed(seed: int, phase: int, epoch: int) -> int:
@@ -230,7 +231,7 @@ class Trainer:
 
             def closure():
                 optimizer.zero_grad(set_to_none=True)
-                with _autocast(self.device):
+                with _autocast(self.device, config.bf16):
                     logits = self.forward(x)
                     loss = F.cross_entropy(logits, y)
                     terms = method.loss_terms(x, logits, y)
@@ -272,12 +273,14 @@ class Trainer:
         return row
 
     def _evaluate(self) -> dict:
-        x, y = self.data.x_test, self.data.y_test
-        hare = accuracy(self.model, x, y, self.eval_inputs)
+        def test_accuracy(model):
+            return accuracy(model, self.data.x_test, self.data.y_test, self.eval_inputs, bf16=self.config.bf16)
+
+        hare = test_accuracy(self.model)
         reported = self.method.eval_model()
-        result = {"test_acc_hare": hare, "test_acc": hare if reported is self.model else accuracy(reported, x, y, self.eval_inputs)}
+        result = {"test_acc_hare": hare, "test_acc": hare if reported is self.model else test_accuracy(reported)}
         if self.shadow:
-            result["test_acc_shadow"] = accuracy(self.shadow.tortoise, x, y, self.eval_inputs)
+            result["test_acc_shadow"] = test_accuracy(self.shadow.tortoise)
         return result
 
 

@@ -43,3 +43,24 @@ def test_the_preset_cost_is_the_measured_time_per_image_times_the_preset_workloa
     # warm start: 10% of CIFAR-10 for 1000 epochs, then all of it for 111 (PAPER.md section 3)
     assert model == "resnet18" and int(images.replace(",", "")) == 5_000 * 1_000 + 50_000 * 111
     assert float(hours.replace(",", "")) == pytest.approx(10_550_000 * float(per_image) / 3600, rel=1e-3, abs=0.06)
+
+
+def test_the_gpu_epoch_benchmark_times_each_variant_epoch_by_epoch(tmp_path):
+    """On the CPU and a tiny random archive (CI has no GPU): every variant's epochs are timed, the steady figure is
+    the middle epoch, and the archive written is the size asked for."""
+    script, out = RUNNER.parent / "gpu_epoch.py", tmp_path / "gpu.json"
+    result = subprocess.run([sys.executable, str(script), "--device", "cpu", "--no-compile", "--epochs", "3",
+                             "--random", "--random-size", "16", "8", "--out", str(out)], capture_output=True, text=True,
+                            timeout=600, cwd=RUNNER.parent)
+    assert result.returncode == 0, result.stderr
+    recorded = json.loads(out.read_text())
+    assert [(r["bf16"], r["compile"]) for r in recorded["results"]] == [(True, False), (False, False)]
+    for r in recorded["results"]:
+        assert r["train_images"] == 16 and len(r["epoch_seconds"]) == 3 and min(r["epoch_seconds"]) > 0
+        assert r["steady_epoch_seconds"] == r["epoch_seconds"][1]
+        assert r["images_per_second"] == pytest.approx(16 / r["epoch_seconds"][1])
+        assert all(u is None or 0 <= u <= 100 for u in r["utilisation"])
+    assert "random CIFAR-10-format archive of 16 + 8 images" in recorded["data"] and "| False | False |" in result.stdout
+    refused = subprocess.run([sys.executable, str(script), "--epochs", "2"], capture_output=True, text=True,
+                             timeout=60, cwd=RUNNER.parent)
+    assert refused.returncode == 2 and "--epochs must be at least 3" in refused.stderr

@@ -5,6 +5,7 @@ import hashlib
 import io
 import os
 import pickle
+import pickletools
 import struct
 import tarfile
 import zipfile
@@ -14,7 +15,7 @@ import pytest
 import torch
 
 from hare_tortoise import data
-from hare_tortoise.data import DataError
+from hare_tortoise.data import DataError, cifar_writer
 from hare_tortoise.data import download as downloads
 
 
@@ -73,64 +74,43 @@ def test_the_real_fashion_mnist_of_the_debian_package(monkeypatch):
     assert torch.equal(dataset.y_train.bincount(), torch.full((10,), 6000))
 
 
-class Python2Pickler(pickle._Pickler):
-    """Writes bytes as Python 2 `str` (BINSTRING opcodes), as the real CIFAR archives hold them."""
-
-    def save_bytes(self, obj):
-        header = pickle.SHORT_BINSTRING + bytes([len(obj)]) if len(obj) < 256 else pickle.BINSTRING + struct.pack("<i", len(obj))
-        self.write(header + obj)
-        self.memoize(obj)
-
-    dispatch = {**pickle._Pickler.dispatch, bytes: save_bytes}
-
-
-def python2_pickle(obj) -> bytes:
-    buffer = io.BytesIO()
-    Python2Pickler(buffer, protocol=2).dump(obj)
-    return buffer.getvalue()
-
-
-def cifar_batch(n, label_key, classes, seed):
-    rng = np.random.default_rng(seed)
-    return {b"batch_label": b"testing batch", label_key: rng.integers(0, classes, n).tolist(),
-            b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), b"filenames": [b"x.png"] * n}
-
-
 def write_cifar(folder, name, extracted=False):
-    """A CIFAR archive of 3 images per batch in the real format: Python 2 pickles of bytes-keyed dicts."""
-    if name == "cifar10":
-        top, members, key, classes = "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"], b"labels", 10
-    else:
-        top, members, key, classes = "cifar-100-python", ["train", "test"], b"fine_labels", 100
-    batches = {m: cifar_batch(3, key, classes, i) for i, m in enumerate(members)}
-    if extracted:
-        (folder / top).mkdir()
-        for member, batch in batches.items():
-            (folder / top / member).write_bytes(python2_pickle(batch))
-    else:
-        archive = "cifar-10-python.tar.gz" if name == "cifar10" else "cifar-100-python.tar.gz"
-        with tarfile.open(folder / archive, "w:gz") as tar:
-            for member, batch in batches.items():
-                raw = python2_pickle(batch)
-                info = tarfile.TarInfo(f"{top}/{member}")
-                info.size = len(raw)
-                tar.addfile(info, io.BytesIO(raw))
-    return batches, members
+    """A CIFAR archive of 3 images per batch file in the real format; returns the images and labels written."""
+    files, classes = (6, 10) if name == "cifar10" else (2, 100)
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (3 * files, 3, 32, 32), dtype=np.uint8), rng.integers(0, classes, 3 * files)
+    cifar_writer.write_archive(folder, name, cifar_writer.members(name, x[:-3], y[:-3], x[-3:], y[-3:]), extracted)
+    return x, y
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100"])
+def test_the_cifar_writer_writes_the_real_format(name):
+    """Checked with the standard library, not our reader: Python 2 pickles (bytes as BINSTRING, no _codecs call)
+    of bytes-keyed dicts whose rows of 3,072 bytes are the red, green and blue planes, labels as a list."""
+    rng = np.random.default_rng(1)
+    x, y = rng.integers(0, 256, (4, 3, 32, 32), dtype=np.uint8), np.array([1, 0, 3, 2])
+    files = cifar_writer.members(name, x[:2], y[:2], x[2:], y[2:])
+    key = b"labels" if name == "cifar10" else b"fine_labels"
+    assert sorted(files) == sorted([f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"] if name == "cifar10"
+                                   else ["train", "test"])
+    raw = files["test_batch" if name == "cifar10" else "test"]
+    opcodes = {op.name for op, _, _ in pickletools.genops(raw)}
+    assert "BINSTRING" in opcodes and not opcodes & {"BINBYTES", "SHORT_BINBYTES"} and b"_codecs" not in raw
+    batch = pickle.loads(raw, encoding="bytes")
+    assert set(batch) == {b"batch_label", key, b"data", b"filenames"} and batch[key] == [3, 2]
+    assert batch[b"data"].dtype == np.uint8 and batch[b"data"].shape == (2, 3072)
+    assert (batch[b"data"][0, :1024] == x[2, 0].ravel()).all() and (batch[b"data"][0, 2048:] == x[2, 2].ravel()).all()
 
 
 @pytest.mark.parametrize("name", ["cifar10", "cifar100"])
 @pytest.mark.parametrize("extracted", [False, True])
 def test_cifar_reads_the_python_pickle_archives(tmp_path, name, extracted):
-    batches, members = write_cifar(tmp_path, name, extracted)
+    x, y = write_cifar(tmp_path, name, extracted)
     dataset = data.load(name, tmp_path)
     n_train = 15 if name == "cifar10" else 3
     assert dataset.x_train.shape == (n_train, 3, 32, 32) and dataset.x_test.shape == (3, 3, 32, 32)
-    first = batches[members[0]][b"data"][0]
-    # row-major planes: the first 1024 bytes are the red channel
-    assert torch.equal(dataset.x_train[0, 0].flatten(), torch.from_numpy(first[:1024]))
-    assert torch.equal(dataset.x_train[0, 2].flatten(), torch.from_numpy(first[2048:]))
-    key = b"labels" if name == "cifar10" else b"fine_labels"
-    assert dataset.y_test.tolist() == batches[members[-1]][key]
+    assert torch.equal(dataset.x_train, torch.from_numpy(x[:-3])) and torch.equal(dataset.x_test, torch.from_numpy(x[-3:]))
+    assert dataset.y_train.tolist() == y[:-3].tolist() and dataset.y_test.tolist() == y[-3:].tolist()
     assert dataset.num_classes == (10 if name == "cifar10" else 100)
 
 
@@ -143,7 +123,7 @@ def test_cifar_refuses_pickles_that_build_anything_else(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "cifar-10-batches-py").mkdir()
     for member in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        (tmp_path / "cifar-10-batches-py" / member).write_bytes(python2_pickle({b"data": Exploit()}))
+        (tmp_path / "cifar-10-batches-py" / member).write_bytes(cifar_writer.python2_pickle({b"data": Exploit()}))
     with pytest.raises(DataError, match="not a valid CIFAR batch.*(posix|os).system is not allowed"):
         data.load("cifar10", tmp_path)
     assert not (tmp_path / "exploited").exists()

@@ -81,7 +81,9 @@ def time_epochs(data_dir: str | None, overrides: list[str], out: pathlib.Path) -
         began = time.monotonic()
         trainer.run()
     starts = [began, *store.ends[:-1]]
-    return {"train_images": len(trainer.data.y_train),
+    device = trainer.device
+    return {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU",
+            "train_images": len(trainer.data.y_train),
             "epoch_seconds": [end - start for start, end in zip(starts, store.ends)],
             "utilisation": [utilisation.mean(start, end) for start, end in zip(starts, store.ends)]}
 
@@ -122,9 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                             "steady_epoch_seconds": statistics.median(steady),
                             "images_per_second": timed["train_images"] / statistics.median(steady),
                             "steady_utilisation": statistics.fmean(busy) if busy else None})
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if args.device == "auto" else args.device)
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    where = results[0]["device"]
     print(f"cifar10-cold (ResNet-18, batch 256) + hare_tortoise on {where}, torch {torch.__version__}; data: {source}\n")
     print("| bf16 | compile | first epoch (s) | steady epoch (s) | images/s | GPU utilisation (steady epochs) |")
     print("|---|---|---|---|---|---|")

@@ -7,7 +7,6 @@ import os
 import pickle
 import pickletools
 import struct
-import tarfile
 import zipfile
 
 import numpy as np

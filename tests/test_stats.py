@@ -146,3 +146,20 @@ def test_a_run_repeated_in_two_sweeps_counts_as_one_seed():
     runs = [fake(warm, "base", s, 0.8) for s in (1, 2, 1)]
     [cell] = supervised_cells(runs)
     assert cell.seeds == 2
+
+
+def test_runs_made_before_a_config_field_existed_join_the_same_cell(tmp_path):
+    import json
+
+    from hare_tortoise.config import Config
+    from hare_tortoise.report import load_runs
+
+    for seed in (1, 2):
+        stored = json.loads(Config(seed=seed).to_json())
+        if seed == 1:
+            del stored["bf16"]  # made before the field was added, at what is now its default
+        (tmp_path / f"seed{seed}").mkdir()
+        (tmp_path / f"seed{seed}" / "config.json").write_text(json.dumps(stored))
+    runs = load_runs([tmp_path])
+    assert [r.variant for r in runs] == ["", ""] and [r.config["bf16"] for r in runs] == [True, True]
+    assert runs[0].label == runs[1].label == "warm"

@@ -12,6 +12,8 @@ import pathlib
 
 import numpy as np
 
+from .config import Config
+from .rl.config import RLConfig
 from .runs import RunStore
 from .stats import (MIN_SEEDS, Interval, bootstrap_means, differences, mean_interval, paired_difference,
                     ratio_of_means)
@@ -93,7 +95,11 @@ def load_runs(directories: list[str | pathlib.Path]) -> list[Run]:
             raise FileNotFoundError(f"{root} does not exist; give the run directories (or their parents) to report")
         for config_path in sorted(root.rglob("config.json")):
             store = RunStore(config_path.parent)
-            runs.append(Run(store.dir, json.loads(config_path.read_text()), store.rows(), store.summary() is not None))
+            stored = json.loads(config_path.read_text())
+            # fields added to the config after a run was made are absent from its file: its defaults are what ran,
+            # and filling them in keeps old and new runs of one setting in one cell
+            defaults = json.loads((RLConfig if "agent" in stored else Config)().to_json())
+            runs.append(Run(store.dir, {**defaults, **stored}, store.rows(), store.summary() is not None))
     if not runs:
         raise FileNotFoundError(f"no run directories (with config.json) under {', '.join(map(str, directories))}")
     mark_variants(runs)

@@ -13,9 +13,6 @@ import numpy as np
 
 from .cifar import SPECS
 
-BATCH = 10_000  # images per CIFAR-10 training batch file (data_batch_1..5)
-
-
 class _Python2Pickler(pickle._Pickler):
     """Pickles bytes as Python 2 `str` (SHORT_BINSTRING / BINSTRING), as the real archives hold them; Python 3's
     protocol 2 would write a call of `_codecs.encode` instead, which no CIFAR file contains."""

@@ -23,6 +23,11 @@ class JsonConfig:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
     @classmethod
+    def completed(cls, stored: dict) -> dict:
+        """A stored config dict with the fields added since it was written filled in at their defaults (what ran)."""
+        return {**json.loads(cls().to_json()), **stored}
+
+    @classmethod
     def from_dict(cls, values: dict):
         unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
         if unknown:

@@ -96,10 +96,9 @@ def load_runs(directories: list[str | pathlib.Path]) -> list[Run]:
         for config_path in sorted(root.rglob("config.json")):
             store = RunStore(config_path.parent)
             stored = json.loads(config_path.read_text())
-            # fields added to the config after a run was made are absent from its file: its defaults are what ran,
-            # and filling them in keeps old and new runs of one setting in one cell
-            defaults = json.loads((RLConfig if "agent" in stored else Config)().to_json())
-            runs.append(Run(store.dir, {**defaults, **stored}, store.rows(), store.summary() is not None))
+            # fields added since a run was made get their defaults: old and new runs of a setting share one cell
+            config = (RLConfig if "agent" in stored else Config).completed(stored)
+            runs.append(Run(store.dir, config, store.rows(), store.summary() is not None))
     if not runs:
         raise FileNotFoundError(f"no run directories (with config.json) under {', '.join(map(str, directories))}")
     mark_variants(runs)

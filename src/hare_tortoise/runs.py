@@ -47,10 +47,9 @@ class RunStore:
         """Raise a ConfigError if the directory holds a run of another config."""
         if not self.config_path.exists():
             return
-        existing, ours = json.loads(self.config_path.read_text()), json.loads(config.to_json())
-        # a field added to the config after the run was made is absent from its file: its default is what ran
-        defaults = json.loads(type(config)().to_json())
-        changed = sorted(k for k in ours if k not in self.PLACE_KEYS and existing.get(k, defaults[k]) != ours[k])
+        existing = type(config).completed(json.loads(self.config_path.read_text()))
+        ours = json.loads(config.to_json())
+        changed = sorted(k for k in ours if k not in self.PLACE_KEYS and existing.get(k) != ours[k])
         if changed:
             raise ConfigError(f"{self.dir} holds a run with a different config (differs in: {', '.join(changed)}); "
                               "resume it with the same settings, or choose another --out")

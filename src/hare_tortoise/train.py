@@ -205,6 +205,8 @@ class Trainer:
             summary["ranks"] = self.world.size
             summary["ranks_agree"] = self.world.agree([t for n in networks for t in n.state_dict().values()])
         self.store.finish(summary)
+        # Leave together: a gloo rank whose peer has already torn down its connections can abort at exit.
+        self.world.barrier()
         return summary
 
     def _epoch(self, index: int, epoch: int, optimizer) -> dict:

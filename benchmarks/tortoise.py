@@ -52,6 +52,12 @@ def run() -> list[dict]:
             F.cross_entropy(model(x), y).backward()
             optimizer.step()
 
+        averaged = sum(t.numel() for t in ht._pairs["average"][0])
+        flat_tortoise, flat_hare = torch.zeros(averaged), torch.ones(averaged)
+
+        def flat_lerp():  # what the update would cost without a dispatch per tensor: one buffer of the same size
+            flat_tortoise.lerp_(flat_hare, 0.001)
+
         def python_loop():
             with torch.no_grad():
                 for t, h in zip(tortoise, hare):
@@ -59,8 +65,8 @@ def run() -> list[dict]:
 
         heavy = name == "resnet18"
         step = interleaved({"step": train_step}, rounds=3 if heavy else 7)["step"]
-        light = interleaved({"update": ht.update, "reset": ht.reset_hare, "loop": python_loop, "copy": copy},
-                            rounds=7, inner=5 if heavy else 50)
+        light = interleaved({"update": ht.update, "reset": ht.reset_hare, "loop": python_loop, "copy": copy,
+                             "flat": flat_lerp}, rounds=7, inner=5 if heavy else 50)
         cost = light["update"] + light["reset"] / RESET_EVERY
         bandwidth = copied_bytes / light["copy"]
         bound = moved_bytes(ht) / bandwidth
@@ -70,7 +76,9 @@ def run() -> list[dict]:
                    f"{parameters:,} parameters, batch {batch}: update {light['update'] * 1e6:.0f} us + reset "
                    f"{light['reset'] * 1e6:.0f} us / {RESET_EVERY} steps vs step {step * 1e3:.1f} ms"),
             figure(f"tortoise_vs_bandwidth/{name}", light["update"] / bound, 1.5, "x the copy-bandwidth bound", False,
-                   f"{moved_bytes(ht) / 2**20:.1f} MiB moved, bound {bound * 1e6:.0f} us at {bandwidth / 1e9:.1f} GB/s"),
+                   f"{moved_bytes(ht) / 2**20:.1f} MiB moved, bound {bound * 1e6:.0f} us at {bandwidth / 1e9:.1f} GB/s; "
+                   f"{len(ht._pairs['average'][0])} averaged tensors, one lerp over a flat buffer of their size "
+                   f"{light['flat'] * 1e6:.0f} us"),
             figure(f"tortoise_vs_python_loop/{name}", light["loop"] / light["update"], 1.0, "x faster", True,
                    f"per-tensor loop {light['loop'] * 1e6:.0f} us"),
         ]

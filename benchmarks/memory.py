@@ -27,8 +27,8 @@ with tempfile.TemporaryDirectory() as out:
     cuda = torch.cuda.is_available()
     # VmHWM is this process's own high-water mark; ru_maxrss also counts the parent's resident size at the fork,
     # which in `make bench` (after the other benchmarks) exceeded both runs' peaks and hid the Tortoise
-    vm_hwm = lambda: int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) * 1024
-    peak = torch.cuda.max_memory_allocated() if cuda else vm_hwm()
+    peak = (torch.cuda.max_memory_allocated() if cuda
+            else int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) * 1024)
     copy = sum(t.numel() * t.element_size() for t in [*trainer.model.parameters(), *trainer.model.buffers()])
     print(json.dumps({"peak": peak, "copy": copy}))
 """

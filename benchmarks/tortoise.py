@@ -52,8 +52,9 @@ def run() -> list[dict]:
             F.cross_entropy(model(x), y).backward()
             optimizer.step()
 
-        averaged = sum(t.numel() for t in ht._pairs["average"][0])
-        flat_tortoise, flat_hare = torch.zeros(averaged), torch.ones(averaged)
+        averaged = ht._pairs["average"][0]
+        flat_tortoise = torch.zeros(sum(t.numel() for t in averaged))
+        flat_hare = torch.ones_like(flat_tortoise)
 
         def flat_lerp():  # what the update would cost without a dispatch per tensor: one buffer of the same size
             flat_tortoise.lerp_(flat_hare, 0.001)
@@ -77,7 +78,7 @@ def run() -> list[dict]:
                    f"{light['reset'] * 1e6:.0f} us / {RESET_EVERY} steps vs step {step * 1e3:.1f} ms"),
             figure(f"tortoise_vs_bandwidth/{name}", light["update"] / bound, 1.5, "x the copy-bandwidth bound", False,
                    f"{moved_bytes(ht) / 2**20:.1f} MiB moved, bound {bound * 1e6:.0f} us at {bandwidth / 1e9:.1f} GB/s; "
-                   f"{len(ht._pairs['average'][0])} averaged tensors, one lerp over a flat buffer of their size "
+                   f"{len(averaged)} averaged tensors, one lerp over a flat buffer of their size "
                    f"{light['flat'] * 1e6:.0f} us"),
             figure(f"tortoise_vs_python_loop/{name}", light["loop"] / light["update"], 1.0, "x faster", True,
                    f"per-tensor loop {light['loop'] * 1e6:.0f} us"),

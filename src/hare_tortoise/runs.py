@@ -49,7 +49,7 @@ class RunStore:
             return
         existing = type(config).completed(json.loads(self.config_path.read_text()))
         ours = json.loads(config.to_json())
-        changed = sorted(k for k in ours if k not in self.PLACE_KEYS and existing.get(k) != ours[k])
+        changed = sorted(k for k in ours if k not in self.PLACE_KEYS and existing[k] != ours[k])
         if changed:
             raise ConfigError(f"{self.dir} holds a run with a different config (differs in: {', '.join(changed)}); "
                               "resume it with the same settings, or choose another --out")

@@ -11,6 +11,7 @@ from torch import nn
 from conftest import TinyMLP, batch, states_equal
 from hare_tortoise import HareTortoise
 
+from hare_tortoise.tensors import split_buffers
 
 def train_step(model, optimizer, seed):
     x, y = batch(seed=seed)
@@ -124,13 +125,83 @@ def test_model_without_parameters_is_rejected():
         HareTortoise(nn.ReLU())
 
 
-def test_update_is_one_fused_lerp(mlp, monkeypatch):
-    calls = []
-    original = torch._foreach_lerp_
-    monkeypatch.setattr(torch, "_foreach_lerp_", lambda *a: (calls.append(len(a[0])), original(*a)))
-    HareTortoise(mlp).update()
-    float_tensors = sum(t.is_floating_point() for t in mlp.state_dict().values())
-    assert calls == [float_tensors]
+def averaged(model):
+    """The tensors an update averages, in the order the buffer holds them: parameters, then floating buffers."""
+    return [*model.parameters(), *split_buffers(model)[0]]
+
+
+def test_update_is_one_lerp_over_each_networks_buffer(mlp, monkeypatch):
+    parameters = list(mlp.parameters())
+    ht = HareTortoise(mlp)
+    assert list(mlp.parameters()) == parameters  # the same Parameter objects, now views into one buffer
+    for network in (mlp, ht.tortoise):
+        tensors = averaged(network)
+        assert len({t.untyped_storage().data_ptr() for t in tensors}) == 1
+        assert [t.storage_offset() for t in tensors] == [sum(t.numel() for t in tensors[:i]) for i in range(len(tensors))]
+    foreach, lerps = [], []
+    monkeypatch.setattr(torch, "_foreach_lerp_", lambda *a: foreach.append(a))
+    original = torch.Tensor.lerp_
+    monkeypatch.setattr(torch.Tensor, "lerp_", lambda self, *a: (lerps.append(self.numel()), original(self, *a))[1])
+    ht.update()
+    assert foreach == [] and lerps == [sum(t.numel() for t in averaged(mlp))]
+    assert not any(t.requires_grad or t.grad_fn for t in averaged(ht.tortoise))  # grad mode was on: nothing recorded
+
+
+def test_flat_and_per_tensor_updates_give_the_same_bits(mlp):
+    twin = copy.deepcopy(mlp)
+    flat, per_tensor = HareTortoise(mlp, momentum=0.9, reset_every=3), HareTortoise(twin, momentum=0.9, reset_every=3)
+    with torch.no_grad():
+        twin.head[2].weight.data = twin.head[2].weight.clone()  # re-pointed: twin's buffer is no longer whole
+    assert flat._flat_intact() and not per_tensor._flat_intact()
+    optimizers = [torch.optim.AdamW(m.parameters(), lr=0.05) for m in (mlp, twin)]
+    for step in range(5):
+        for model, optimizer, ht in zip((mlp, twin), optimizers, (flat, per_tensor)):
+            train_step(model, optimizer, seed=step)
+            ht.step()
+        assert states_equal(mlp.state_dict(), twin.state_dict())
+        assert states_equal(flat.tortoise.state_dict(), per_tensor.tortoise.state_dict())
+
+
+def test_an_optimizer_built_before_still_trains_the_flattened_hare(mlp):
+    optimizer = torch.optim.SGD(mlp.parameters(), lr=0.1)
+    ht = HareTortoise(mlp, momentum=0.5)
+    before = [p.detach().clone() for p in mlp.parameters()]
+    train_step(mlp, optimizer, seed=0)
+    ht.update()
+    for p, old, t in zip(mlp.parameters(), before, ht.tortoise.parameters()):
+        torch.testing.assert_close(t, 0.5 * old + 0.5 * p.detach())  # the tortoise sees the step the optimizer made
+    assert not all(torch.equal(p, old) for p, old in zip(mlp.parameters(), before))
+
+
+def test_moving_the_hare_afterwards_falls_back_to_per_tensor_updates(cnn):
+    ht = HareTortoise(cnn, momentum=0.5)
+    cnn.to(memory_format=torch.channels_last)  # new storage for the conv weight: detached from the buffer
+    assert not ht._flat_intact()
+    with torch.no_grad():
+        for p in cnn.parameters():
+            p.add_(1.0)
+    ht.update()
+    for t, h in zip(ht.tortoise.parameters(), cnn.parameters()):
+        torch.testing.assert_close(t, h.detach() - 0.5)
+        assert not t.requires_grad and t.grad_fn is None
+    ht.reset_hare()
+    assert states_equal(cnn.state_dict(), ht.tortoise.state_dict())
+
+
+def test_flattening_keeps_channels_last_strides_and_values(cnn):
+    cnn = cnn.to(memory_format=torch.channels_last)
+    values = copy.deepcopy(cnn.state_dict())
+    ht = HareTortoise(cnn, momentum=0.5)
+    assert ht._flat_intact()
+    assert cnn.backbone[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert ht.tortoise.backbone[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert states_equal(cnn.state_dict(), values) and states_equal(ht.tortoise.state_dict(), values)
+
+
+def test_two_averages_of_one_model_share_its_buffer(mlp):
+    method, shadow = HareTortoise(mlp, momentum=0.9), HareTortoise(mlp, momentum=0.5)
+    assert method._flat[1].buffer.data_ptr() == shadow._flat[1].buffer.data_ptr()
+    assert method._flat_intact() and shadow._flat_intact()
 
 
 def test_unwraps_torch_compile(mlp):

@@ -13,6 +13,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from .flat import FlatTensors
 from .tensors import split_buffers, unwrap
 
 
@@ -34,6 +35,11 @@ class HareTortoise:
     Differences from the paper's public code, on purpose (PAPER.md section 6): integer buffers such as
     `num_batches_tracked` are copied, never averaged or cast to float; a reset copies values, so the two networks
     never share storage.
+
+    The averaged tensors of each network (parameters, and BN statistics with `buffers="ema"`) live in one
+    contiguous buffer, so that an update is one lerp rather than a kernel per tensor: the constructor moves the
+    hare's into one, in place (same Parameter objects, same values). Moving the model afterwards (`.to(...)`)
+    detaches them again; the update then falls back to per-tensor ops, with the same result.
 
     Weights held in bfloat16 lose small EMA increments to rounding (8 mantissa bits against (1 - m) = 1e-3): keep
     float32 weights and use bf16 autocast, as the training loop of this library does.
@@ -60,6 +66,10 @@ class HareTortoise:
         self.tortoise = copy.deepcopy(self.hare).requires_grad_(False).eval()
         self.num_updates = 0
         self._pairs = self._tensor_lists()
+        tortoise, hare = self._pairs["average"]
+        # one op over two buffers pairs their elements only if every tensor has the same shape and strides in both
+        same_layout = all(t.shape == h.shape and t.stride() == h.stride() for t, h in zip(tortoise, hare))
+        self._flat = (FlatTensors(tortoise), FlatTensors(hare)) if same_layout else None
 
     def _tensor_lists(self) -> dict[str, tuple[list[torch.Tensor], list[torch.Tensor]]]:
         """(tortoise, hare) tensor lists, built once: 'average' gets the EMA, 'copy' is copied on update."""
@@ -74,11 +84,15 @@ class HareTortoise:
             copied = (tortoise_float + tortoise_other, hare_float + hare_other)
         return {"average": average, "copy": copied}
 
-    @torch.no_grad()
     def update(self) -> None:
         """tortoise <- momentum * tortoise + (1 - momentum) * hare, in one fused op; call after each optimizer step."""
-        tortoise, hare = self._pairs["average"]
-        torch._foreach_lerp_(tortoise, hare, 1.0 - self.momentum)
+        # no autograd to switch off on the hot path (a few us, much of a small model's update): the buffers and the
+        # copied tensors (module buffers) do not require grad; the hare's Parameters, used as such below, do
+        if self._flat_intact():
+            self._flat[0].buffer.lerp_(self._flat[1].buffer, 1.0 - self.momentum)
+        else:
+            with torch.no_grad():
+                torch._foreach_lerp_(*self._pairs["average"], 1.0 - self.momentum)
         tortoise, hare = self._pairs["copy"]
         if tortoise:
             torch._foreach_copy_(tortoise, hare)
@@ -91,9 +105,17 @@ class HareTortoise:
         The hare keeps its Parameter objects, so an optimizer built on them keeps working, and keeps its state
         (the paper keeps the AdamW moments at these resets).
         """
-        for tortoise, hare in self._pairs.values():
-            if hare:
-                torch._foreach_copy_(hare, tortoise)
+        if self._flat_intact():
+            self._flat[1].buffer.copy_(self._flat[0].buffer)
+        else:
+            torch._foreach_copy_(self._pairs["average"][1], self._pairs["average"][0])
+        tortoise, hare = self._pairs["copy"]
+        if hare:
+            torch._foreach_copy_(hare, tortoise)
+
+    def _flat_intact(self) -> bool:
+        """Whether both networks' averaged tensors still lie in their buffers, so that one op updates them all."""
+        return self._flat is not None and self._flat[0].intact() and self._flat[1].intact()
 
     def step(self) -> bool:
         """update(), then reset_hare() every `reset_every` updates. Returns whether the hare was reset."""

@@ -9,6 +9,7 @@ Rank 0 alone writes the run directory.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 
 import torch
@@ -74,5 +75,9 @@ class World:
         return all(torch.equal(gathered[0], other) for other in gathered[1:])
 
     def close(self) -> None:
+        """Leave the process group. Drop every DistributedDataParallel wrapper first: its reducer holds the group,
+        and a group freed after this, by the reducer, joins gloo's threads while holding the GIL, which hangs (or,
+        at exit, aborts) when one of them needs the GIL (pytorch/pytorch#56297; it hung 3 test runs in 35 here)."""
         if self.size > 1 and dist.is_initialized():
+            gc.collect()  # wrappers the caller dropped but a reference cycle still holds
             dist.destroy_process_group()

@@ -304,4 +304,5 @@ def train(config: Config, out, dataset: data.Dataset | None = None, progress: bo
         store.start(config)
         return trainer.run()
     finally:
+        trainer = None  # with its DDP wrapper, before the process group (World.close)
         world.close()

@@ -29,8 +29,7 @@ def rates(config: Config, dataset: Dataset, rounds: int = 4) -> tuple[dict[str, 
     median images/s of each loop, and the steps per run."""
     steps = config.epochs * -(-len(dataset.y_train) // config.batch_size)
     # one epoch of the run's own data, batched and normalised before the clock starts, so that the bare loop trains
-    # as the run does: on one random batch, which it memorises, its step was 0.1-0.2 ms (5%) shorter on the MLP
-    # than on the real batches, and that difference read as engine overhead (benchmarks/README.md)
+    # as the run does rather than memorising one random batch (step_pieces.py times both: no steady difference)
     order = torch.randperm(len(dataset.y_train), generator=torch.Generator().manual_seed(config.seed))
     batches = [(Inputs(dataset.mean, dataset.std)(dataset.x_train[rows]), dataset.y_train[rows])
                for rows in order.split(config.batch_size)]

@@ -64,3 +64,25 @@ def test_the_gpu_epoch_benchmark_times_each_variant_epoch_by_epoch(tmp_path):
     refused = subprocess.run([sys.executable, str(script), "--epochs", "2"], capture_output=True, text=True,
                              timeout=60, cwd=RUNNER.parent)
     assert refused.returncode == 2 and "--epochs must be at least 3" in refused.stderr
+
+
+def test_step_pieces_times_every_piece_and_counts_the_runs_work_and_clipping():
+    sys.path.insert(0, str(RUNNER.parent))
+    try:
+        import step_pieces
+        from hare_tortoise import train as training
+        from hare_tortoise.cli import resolve
+
+        # warm start: 20 epochs (B / 0.1) of 20 noisy samples, one batch each; then 2 epochs of 200 samples, 7 batches
+        config = resolve("smoke", "hare_tortoise", 1, None, ["eval_every=1"])
+        dataset = training.prepare_dataset(config)
+        clip, metrics = training.clip_gradients, training.plasticity_metrics
+        pieces, norms = step_pieces.per_run(config, dataset)
+        assert training.clip_gradients is clip and training.plasticity_metrics is metrics  # put back
+        assert len(norms) == 20 * 1 + 2 * 7 and min(norms) > 0  # one gradient norm per step
+        assert {label: count for label, (_, count) in pieces.items()} == {
+            "epoch shuffles": 22, "metric rows": 22, "evaluation": 22, "plasticity metrics": 2, "checkpoints": 2}
+        assert all(value > 0 for value in step_pieces.per_step(config, dataset).values())
+        assert set(step_pieces.bare_loops(config, dataset, steps=2)) == {"one random batch", "the run's batches"}
+    finally:
+        sys.path.remove(str(RUNNER.parent))

@@ -85,7 +85,7 @@ class HareTortoise:
         return {"average": average, "copy": copied}
 
     def update(self) -> None:
-        """tortoise <- momentum * tortoise + (1 - momentum) * hare, in one fused op; call after each optimizer step."""
+        """tortoise <- momentum * tortoise + (1 - momentum) * hare, one op over each buffer; call after each optimizer step."""
         # no autograd to switch off on the hot path (a few us, much of a small model's update): the buffers and the
         # copied tensors (module buffers) do not require grad; the hare's Parameters, used as such below, do
         if self._flat_intact():

@@ -1,0 +1,144 @@
+"""Where the engine's time goes on the MNIST-1D MLP: each piece of work it adds to a bare training step, timed alone
+with `timeit`, and the once-per-run work of one `mnist1d-cold` + H&T run. Not a ratio, so not in `make bench`:
+`.venv/bin/python benchmarks/step_pieces.py` (about a minute); benchmarks/README.md explains the engine figures
+with it. Also: how often the recipe's clip scales the gradients, and the bare loop on one random batch against the
+run's own batches."""
+
+from __future__ import annotations
+
+import collections
+import tempfile
+import time
+import timeit
+
+import torch
+import torch.nn.functional as F
+
+from hare_tortoise import HareTortoise
+from hare_tortoise import train as training
+from hare_tortoise.cli import resolve
+from hare_tortoise.data.batches import Inputs
+from hare_tortoise.nn import models
+from hare_tortoise.runs import RunStore
+from hare_tortoise.tensors import clip_gradients, global_norm
+
+
+def microseconds(function, number: int = 2000) -> float:
+    """The fastest of 5 repeats, per call: the piece's own cost, without the machine's slow spells."""
+    function()
+    return min(timeit.repeat(function, number=number, repeat=5)) / number * 1e6
+
+
+def per_step(config, dataset) -> dict[str, float]:
+    torch.manual_seed(0)
+    model = models.build(config.model, dataset.input_shape, dataset.num_classes, config.width, config.norm)
+    x, y = dataset.x_train[:256], dataset.y_train[:256]
+    logits = model(x)
+    F.cross_entropy(logits, y).backward()
+    parameters, ht, inputs = list(model.parameters()), HareTortoise(model), Inputs(dataset.mean, dataset.std)
+    rows, generator = torch.randperm(len(dataset.y_train))[:256], torch.Generator().manual_seed(0)
+    correct, loss_sum, loss = torch.zeros((), dtype=torch.long), torch.zeros(()), torch.ones(())
+
+    def disabled_autocast():
+        with torch.autocast("cpu", enabled=False):
+            pass
+
+    return {
+        "the Tortoise update (HareTortoise.update)": microseconds(ht.update),
+        "gathering and normalising the batch": microseconds(lambda: inputs(dataset.x_train.index_select(0, rows), generator)),
+        "counting correct answers": microseconds(lambda: correct.add_((logits.detach().argmax(1) == y).sum())),
+        "summing the loss": microseconds(lambda: loss_sum.add_(loss, alpha=256)),
+        "a disabled torch.autocast (no longer entered on the CPU)": microseconds(disabled_autocast),
+        "our gradient clipping (tensors.clip_gradients)": microseconds(lambda: clip_gradients(parameters, 1e9)),
+        "torch's clip_grad_norm_": microseconds(lambda: torch.nn.utils.clip_grad_norm_(parameters, 1e9)),
+    }
+
+
+def bare_loops(config, dataset, steps: int = 200) -> dict[str, float]:
+    """Microseconds per step of the bare loop (forward, backward, AdamW) on one random batch, which it memorises,
+    and on the run's own batches, timed in turns: why benchmarks/engine.py's bare loop trains on the run's data."""
+    from common import interleaved
+
+    order = torch.randperm(len(dataset.y_train), generator=torch.Generator().manual_seed(config.seed))
+    real = [(Inputs(dataset.mean, dataset.std)(dataset.x_train[rows]), dataset.y_train[rows])
+            for rows in order.split(config.batch_size)]
+    random = [(torch.randn_like(real[0][0]), torch.randint(0, dataset.num_classes, real[0][1].shape))]
+
+    def loop(batches):
+        torch.manual_seed(1)
+        model = models.build(config.model, dataset.input_shape, dataset.num_classes, config.width, config.norm)
+        optimizer = training.adamw(model.parameters(), config.lr, config.weight_decay)
+        position = iter(range(10**9))
+
+        def run():
+            for _ in range(steps):
+                x, y = batches[next(position) % len(batches)]
+                optimizer.zero_grad(set_to_none=True)
+                F.cross_entropy(model(x), y).backward()
+                optimizer.step()
+        return run
+
+    timed = interleaved({"one random batch": loop(random), "the run's batches": loop(real)}, rounds=7)
+    return {name: seconds / steps * 1e6 for name, seconds in timed.items()}
+
+
+def per_run(config, dataset) -> tuple[dict[str, tuple[float, int]], list[float]]:
+    """Milliseconds and calls of the Trainer's once-per-epoch and once-per-run work over one whole run, and the
+    global gradient norm before clipping at every step."""
+    spent, calls, norms = collections.Counter(), collections.Counter(), []
+
+    def timed(owner, name: str, label: str):
+        original = getattr(owner, name)
+
+        def wrapper(*args, **kwargs):
+            began = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                spent[label] += time.perf_counter() - began
+                calls[label] += 1
+        return original, wrapper
+
+    def clip(parameters, max_norm):
+        norms.append(float(global_norm([p.grad for p in parameters if p.grad is not None])))
+        original_clip(parameters, max_norm)
+
+    original_clip, training.clip_gradients = training.clip_gradients, clip
+    patches = [(training, "plasticity_metrics", "plasticity metrics"), (training, "shuffled_batches", "epoch shuffles"),
+               (training.Trainer, "_evaluate", "evaluation"), (training.Trainer, "_checkpoint", "checkpoints"),
+               (RunStore, "append", "metric rows")]
+    originals = []
+    for owner, name, label in patches:
+        original, wrapper = timed(owner, name, label)
+        originals.append((owner, name, original))
+        setattr(owner, name, wrapper)
+    try:
+        with tempfile.TemporaryDirectory() as out:
+            training.Trainer(config, RunStore(out), dataset, progress=False).run()
+    finally:
+        for owner, name, original in originals:
+            setattr(owner, name, original)
+        training.clip_gradients = original_clip
+    return {label: (spent[label] * 1e3, calls[label]) for label in spent}, norms
+
+
+def main() -> None:
+    config = resolve("mnist1d-cold", "hare_tortoise", 1, None, ["eval_every=50", "ema_shadow=None"])
+    dataset = training.prepare_dataset(config)
+    print(f"per step (MLP, batch 256, {torch.get_num_threads()} threads):")
+    for name, value in per_step(config, dataset).items():
+        print(f"  {value:7.1f} us  {name}")
+    print("per run (mnist1d-cold + hare_tortoise, 3,150 steps):")
+    pieces, norms = per_run(config, dataset)
+    for name, (milliseconds, count) in pieces.items():
+        print(f"  {milliseconds:7.1f} ms  {name} ({count} calls)")
+    norms = torch.tensor(norms)
+    print(f"  the clip at {config.grad_clip} scaled {(norms > config.grad_clip).float().mean():.1%} of {len(norms)} steps "
+          f"(median gradient norm {norms.median():.2f})")
+    print("the bare loop, per step, in turns:")
+    for name, value in bare_loops(config, dataset).items():
+        print(f"  {value:7.0f} us  on {name}")
+
+
+if __name__ == "__main__":
+    main()

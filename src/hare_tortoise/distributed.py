@@ -77,7 +77,8 @@ class World:
     def close(self) -> None:
         """Leave the process group. Drop every DistributedDataParallel wrapper first: its reducer holds the group,
         and a group freed after this, by the reducer, joins gloo's threads while holding the GIL, which hangs (or,
-        at exit, aborts) when one of them needs the GIL (pytorch/pytorch#56297; it hung 3 test runs in 35 here)."""
+        at exit, aborts) when one of them needs the GIL (pytorch/pytorch#56297; that order hung 3 runs in 35 of
+        tests/test_core.py here)."""
         if self.size > 1 and dist.is_initialized():
             gc.collect()  # wrappers the caller dropped but a reference cycle still holds
             dist.destroy_process_group()

@@ -7,6 +7,7 @@ run's own batches."""
 from __future__ import annotations
 
 import collections
+import itertools
 import tempfile
 import time
 import timeit
@@ -56,7 +57,8 @@ def per_step(config, dataset) -> dict[str, float]:
 
 def bare_loops(config, dataset, steps: int = 200) -> dict[str, float]:
     """Microseconds per step of the bare loop (forward, backward, AdamW) on one random batch, which it memorises,
-    and on the run's own batches, timed in turns: why benchmarks/engine.py's bare loop trains on the run's data."""
+    and on the run's own batches, timed in turns: the check behind benchmarks/engine.py's bare loop training on the
+    run's data (the fairer comparison; on the MLP the two showed no steady difference, benchmarks/README.md)."""
     from common import interleaved
 
     order = torch.randperm(len(dataset.y_train), generator=torch.Generator().manual_seed(config.seed))
@@ -68,7 +70,7 @@ def bare_loops(config, dataset, steps: int = 200) -> dict[str, float]:
         torch.manual_seed(1)
         model = models.build(config.model, dataset.input_shape, dataset.num_classes, config.width, config.norm)
         optimizer = training.adamw(model.parameters(), config.lr, config.weight_decay)
-        position = iter(range(10**9))
+        position = itertools.count()
 
         def run():
             for _ in range(steps):

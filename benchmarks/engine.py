@@ -6,9 +6,11 @@ at the end, as for a final accuracy; the preset's evaluation-only EMA shadow is 
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import tempfile
 import time
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -22,17 +24,40 @@ from hare_tortoise.runs import RunStore
 from hare_tortoise.train import Trainer, adamw, prepare_dataset
 
 
+def own_batches(config: Config, dataset: Dataset) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """One epoch of the run's own data, batched and normalised before any clock starts, so that a bare loop trains
+    as the run does rather than memorising one random batch (step_pieces.py times both: no steady difference)."""
+    order = torch.randperm(len(dataset.y_train), generator=torch.Generator().manual_seed(config.seed))
+    return [(Inputs(dataset.mean, dataset.std)(dataset.x_train[rows]), dataset.y_train[rows])
+            for rows in order.split(config.batch_size)]
+
+
+def bare_loop(config: Config, dataset: Dataset, batches: list, clip: float | None = None) -> Callable[[int], None]:
+    """A fresh model and the engine's own optimizer; the returned function trains them for n more steps of forward,
+    backward, (torch's `clip_grad_norm_`,) AdamW, cycling through `batches`."""
+    torch.manual_seed(1)
+    model = models.build(config.model, dataset.input_shape, dataset.num_classes, config.width, config.norm)
+    optimizer = adamw(model.parameters(), config.lr, config.weight_decay)
+    position = itertools.count()
+
+    def train(n: int) -> None:
+        for _ in range(n):
+            x, y = batches[next(position) % len(batches)]
+            optimizer.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x), y).backward()
+            if clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+            optimizer.step()
+    return train
+
+
 def rates(config: Config, dataset: Dataset, rounds: int = 4) -> tuple[dict[str, float], dict[str, float], int]:
     """Over `rounds` turns of an engine run, a bare run and (if the config clips gradients) a bare run that clips
     them with torch's `clip_grad_norm_`: for each bare loop the median ratio of the engine's images/s to its
     images/s (each ratio from runs next to each other in time, so that the machine's slow spells fall on both), the
     median images/s of each loop, and the steps per run."""
     steps = config.epochs * -(-len(dataset.y_train) // config.batch_size)
-    # one epoch of the run's own data, batched and normalised before the clock starts, so that the bare loop trains
-    # as the run does rather than memorising one random batch (step_pieces.py times both: no steady difference)
-    order = torch.randperm(len(dataset.y_train), generator=torch.Generator().manual_seed(config.seed))
-    batches = [(Inputs(dataset.mean, dataset.std)(dataset.x_train[rows]), dataset.y_train[rows])
-               for rows in order.split(config.batch_size)]
+    batches = own_batches(config, dataset)
 
     def engine() -> float:
         with tempfile.TemporaryDirectory() as out:
@@ -42,17 +67,9 @@ def rates(config: Config, dataset: Dataset, rounds: int = 4) -> tuple[dict[str, 
             return time.perf_counter() - began
 
     def bare(clip: float | None) -> float:
-        torch.manual_seed(1)
-        model = models.build(config.model, dataset.input_shape, dataset.num_classes, config.width, config.norm)
-        optimizer = adamw(model.parameters(), config.lr, config.weight_decay)  # the engine's own optimizer
+        train = bare_loop(config, dataset, batches, clip)
         began = time.perf_counter()
-        for step in range(steps):
-            x, y = batches[step % len(batches)]
-            optimizer.zero_grad(set_to_none=True)
-            F.cross_entropy(model(x), y).backward()
-            if clip is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-            optimizer.step()
+        train(steps)
         return time.perf_counter() - began
 
     images = config.epochs * len(dataset.y_train)

@@ -7,10 +7,11 @@ run's own batches."""
 from __future__ import annotations
 
 import collections
-import itertools
+import contextlib
 import tempfile
 import time
 import timeit
+from unittest import mock
 
 import torch
 import torch.nn.functional as F
@@ -60,27 +61,12 @@ def bare_loops(config, dataset, steps: int = 200) -> dict[str, float]:
     and on the run's own batches, timed in turns: the check behind benchmarks/engine.py's bare loop training on the
     run's data (the fairer comparison; on the MLP the two showed no steady difference, benchmarks/README.md)."""
     from common import interleaved
+    from engine import bare_loop, own_batches
 
-    order = torch.randperm(len(dataset.y_train), generator=torch.Generator().manual_seed(config.seed))
-    real = [(Inputs(dataset.mean, dataset.std)(dataset.x_train[rows]), dataset.y_train[rows])
-            for rows in order.split(config.batch_size)]
+    real = own_batches(config, dataset)
     random = [(torch.randn_like(real[0][0]), torch.randint(0, dataset.num_classes, real[0][1].shape))]
-
-    def loop(batches):
-        torch.manual_seed(1)
-        model = models.build(config.model, dataset.input_shape, dataset.num_classes, config.width, config.norm)
-        optimizer = training.adamw(model.parameters(), config.lr, config.weight_decay)
-        position = itertools.count()
-
-        def run():
-            for _ in range(steps):
-                x, y = batches[next(position) % len(batches)]
-                optimizer.zero_grad(set_to_none=True)
-                F.cross_entropy(model(x), y).backward()
-                optimizer.step()
-        return run
-
-    timed = interleaved({"one random batch": loop(random), "the run's batches": loop(real)}, rounds=7)
+    loops = {"one random batch": bare_loop(config, dataset, random), "the run's batches": bare_loop(config, dataset, real)}
+    timed = interleaved({name: (lambda train=train: train(steps)) for name, train in loops.items()}, rounds=7)
     return {name: seconds / steps * 1e6 for name, seconds in timed.items()}
 
 
@@ -89,9 +75,7 @@ def per_run(config, dataset) -> tuple[dict[str, tuple[float, int]], list[float]]
     global gradient norm before clipping at every step."""
     spent, calls, norms = collections.Counter(), collections.Counter(), []
 
-    def timed(owner, name: str, label: str):
-        original = getattr(owner, name)
-
+    def timed(original, label: str):
         def wrapper(*args, **kwargs):
             began = time.perf_counter()
             try:
@@ -99,28 +83,20 @@ def per_run(config, dataset) -> tuple[dict[str, tuple[float, int]], list[float]]
             finally:
                 spent[label] += time.perf_counter() - began
                 calls[label] += 1
-        return original, wrapper
+        return wrapper
 
     def clip(parameters, max_norm):
         norms.append(float(global_norm([p.grad for p in parameters if p.grad is not None])))
-        original_clip(parameters, max_norm)
+        clip_gradients(parameters, max_norm)
 
-    original_clip, training.clip_gradients = training.clip_gradients, clip
     patches = [(training, "plasticity_metrics", "plasticity metrics"), (training, "shuffled_batches", "epoch shuffles"),
                (training.Trainer, "_evaluate", "evaluation"), (training.Trainer, "_checkpoint", "checkpoints"),
                (RunStore, "append", "metric rows")]
-    originals = []
-    for owner, name, label in patches:
-        original, wrapper = timed(owner, name, label)
-        originals.append((owner, name, original))
-        setattr(owner, name, wrapper)
-    try:
-        with tempfile.TemporaryDirectory() as out:
-            training.Trainer(config, RunStore(out), dataset, progress=False).run()
-    finally:
-        for owner, name, original in originals:
-            setattr(owner, name, original)
-        training.clip_gradients = original_clip
+    with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory() as out:
+        stack.enter_context(mock.patch.object(training, "clip_gradients", clip))
+        for owner, name, label in patches:
+            stack.enter_context(mock.patch.object(owner, name, timed(getattr(owner, name), label)))
+        training.Trainer(config, RunStore(out), dataset, progress=False).run()
     return {label: (spent[label] * 1e3, calls[label]) for label in spent}, norms
 
 

@@ -10,7 +10,6 @@ import torch.nn.functional as F
 
 from hare_tortoise import HareTortoise
 from hare_tortoise.nn import models
-from hare_tortoise.tensors import split_buffers
 
 from common import figure, interleaved
 
@@ -44,16 +43,14 @@ def run() -> list[dict]:
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, foreach=True)
         x, y = torch.randn(batch, *shape), torch.randint(0, 10, (batch,))
         ht = HareTortoise(model, momentum=0.999)
-        tortoise = [*ht.tortoise.parameters(), *split_buffers(ht.tortoise)[0]]
-        hare = [*model.parameters(), *split_buffers(model)[0]]
+        tortoise, hare = ht._pairs["average"]  # parameters and BN statistics, as the update averages them
 
         def train_step():
             optimizer.zero_grad(set_to_none=True)
             F.cross_entropy(model(x), y).backward()
             optimizer.step()
 
-        averaged = ht._pairs["average"][0]
-        flat_tortoise = torch.zeros(sum(t.numel() for t in averaged))
+        flat_tortoise = torch.zeros(sum(t.numel() for t in tortoise))
         flat_hare = torch.ones_like(flat_tortoise)
 
         def flat_lerp():  # what the update would cost without a dispatch per tensor: one buffer of the same size
@@ -78,7 +75,7 @@ def run() -> list[dict]:
                    f"{light['reset'] * 1e6:.0f} us / {RESET_EVERY} steps vs step {step * 1e3:.1f} ms"),
             figure(f"tortoise_vs_bandwidth/{name}", light["update"] / bound, 1.5, "x the copy-bandwidth bound", False,
                    f"{moved_bytes(ht) / 2**20:.1f} MiB moved, bound {bound * 1e6:.0f} us at {bandwidth / 1e9:.1f} GB/s; "
-                   f"{len(averaged)} averaged tensors, one lerp over a flat buffer of their size "
+                   f"{len(tortoise)} averaged tensors, one lerp over a flat buffer of their size "
                    f"{light['flat'] * 1e6:.0f} us"),
             figure(f"tortoise_vs_python_loop/{name}", light["loop"] / light["update"], 1.0, "x faster", True,
                    f"per-tensor loop {light['loop'] * 1e6:.0f} us"),

@@ -22,15 +22,20 @@ def _dense(tensor: torch.Tensor) -> bool:
     return True
 
 
+def _can_share(tensors: list[torch.Tensor]) -> bool:
+    """Whether `tensors` (at least one) could lie in one buffer: one dtype, one device, each dense."""
+    return bool(tensors) and all(t.dtype == tensors[0].dtype and t.device == tensors[0].device and _dense(t)
+                                 for t in tensors)
+
+
 def _shared_buffer(tensors: list[torch.Tensor]) -> torch.Tensor | None:
     """The 1-D tensor over the storage that `tensors` already fill back to back, in order, or None."""
-    if not tensors:
+    if not _can_share(tensors):
         return None
     first = tensors[0]
     offset = first.storage_offset()
     for tensor in tensors:
-        if (tensor.dtype != first.dtype or tensor.device != first.device or not _dense(tensor)
-                or tensor.untyped_storage().data_ptr() != first.untyped_storage().data_ptr()
+        if (tensor.untyped_storage().data_ptr() != first.untyped_storage().data_ptr()
                 or tensor.storage_offset() != offset):
             return None
         offset += tensor.numel()
@@ -43,10 +48,9 @@ def _new_buffer(tensors: list[torch.Tensor]) -> torch.Tensor | None:
     """Copy `tensors` into one new buffer, back to back, and point each at its slice, with its strides (through
     `.data`, so a Parameter stays the same object: optimizers and hooks holding it keep working). None, with
     nothing moved, if they cannot share a buffer (none, mixed dtypes or devices, or a strided view)."""
-    first = tensors[0] if tensors else None
-    if first is None or any(t.dtype != first.dtype or t.device != first.device or not _dense(t) for t in tensors):
+    if not _can_share(tensors):
         return None
-    buffer = torch.empty(sum(t.numel() for t in tensors), dtype=first.dtype, device=first.device)
+    buffer = torch.empty(sum(t.numel() for t in tensors), dtype=tensors[0].dtype, device=tensors[0].device)
     offset = 0
     for tensor in tensors:
         view = buffer.as_strided(tensor.shape, tensor.stride(), offset)

@@ -51,34 +51,48 @@ def bare_loop(config: Config, dataset: Dataset, batches: list, clip: float | Non
     return train
 
 
-def rates(config: Config, dataset: Dataset, rounds: int = 4) -> tuple[dict[str, float], dict[str, float], int]:
-    """Over `rounds` turns of an engine run, a bare run and (if the config clips gradients) a bare run that clips
-    them with torch's `clip_grad_norm_`: for each bare loop the median ratio of the engine's images/s to its
-    images/s (each ratio from runs next to each other in time, so that the machine's slow spells fall on both), the
-    median images/s of each loop, and the steps per run."""
-    steps = config.epochs * -(-len(dataset.y_train) // config.batch_size)
-    batches = own_batches(config, dataset)
+class _Interleaved(Trainer):
+    """The engine, unchanged, with bare loops run between its epochs: after each engine epoch every bare loop trains
+    as many steps, timed on its own, so that the machine's slow spells (here +-20% from one 10 s run to the next)
+    fall on all of them alike rather than on whichever ran whole during one."""
 
-    def engine() -> float:
+    def __init__(self, *args, bare: dict[str, Callable[[int], None]], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.bare, self.bare_seconds, self.bare_steps = bare, dict.fromkeys(bare, 0.0), 0
+
+    def _epoch(self, index: int, epoch: int, optimizer) -> dict:
+        before = self.step
+        row = super()._epoch(index, epoch, optimizer)
+        # each loop's place in the turn alternates, so that none always runs just after the engine's epoch
+        for name, train in (self.bare.items() if epoch % 2 else reversed(self.bare.items())):
+            began = time.perf_counter()
+            train(self.step - before)
+            self.bare_seconds[name] += time.perf_counter() - began
+        self.bare_steps += self.step - before
+        return row
+
+
+def rates(config: Config, dataset: Dataset, rounds: int = 3) -> tuple[dict[str, float], dict[str, float], int]:
+    """Over `rounds` engine runs, each with a bare loop and (if the config clips gradients) a bare loop that clips
+    them with torch's `clip_grad_norm_` trained between its epochs: for each bare loop the median ratio of the
+    engine's images/s to its images/s, the median images/s of each loop, and the steps per run. The engine's time is
+    its whole run (checkpoints, rows, the final evaluation included) less the bare loops' time."""
+    batches = own_batches(config, dataset)
+    images = config.epochs * len(dataset.y_train)
+    turns = []
+    for _ in range(rounds):
+        bare = {"bare": bare_loop(config, dataset, batches)}
+        if config.grad_clip is not None:
+            bare["bare_clipping"] = bare_loop(config, dataset, batches, config.grad_clip)
         with tempfile.TemporaryDirectory() as out:
-            trainer = Trainer(config, RunStore(out), dataset, progress=False)
+            trainer = _Interleaved(config, RunStore(out), dataset, progress=False, bare=bare)
             began = time.perf_counter()
             trainer.run()
-            return time.perf_counter() - began
-
-    def bare(clip: float | None) -> float:
-        train = bare_loop(config, dataset, batches, clip)
-        began = time.perf_counter()
-        train(steps)
-        return time.perf_counter() - began
-
-    images = config.epochs * len(dataset.y_train)
-    loops = {"engine": engine, "bare": lambda: bare(None)}
-    if config.grad_clip is not None:
-        loops["bare_clipping"] = lambda: bare(config.grad_clip)
-    turns = [{name: images / loop() for name, loop in loops.items()} for _ in range(rounds)]
-    ratios = {name: statistics.median(t["engine"] / t[name] for t in turns) for name in loops if name != "engine"}
-    return ratios, {name: statistics.median(t[name] for t in turns) for name in loops}, steps
+            total = time.perf_counter() - began
+        seconds = {"engine": total - sum(trainer.bare_seconds.values()), **trainer.bare_seconds}
+        turns.append({name: images / s for name, s in seconds.items()})
+    ratios = {name: statistics.median(t["engine"] / t[name] for t in turns) for name in turns[0] if name != "engine"}
+    return ratios, {name: statistics.median(t[name] for t in turns) for name in turns[0]}, trainer.bare_steps
 
 
 def run() -> list[dict]:
@@ -92,16 +106,17 @@ def run() -> list[dict]:
                             (["grad_clip=None"], "without gradient clipping")):
         config = resolve("mnist1d-cold", "hare_tortoise", 1, None, ["eval_every=50", "ema_shadow=None", *overrides])
         ratios, speeds, steps = rates(config, prepare_dataset(config))
+        timing = "medians of 3 runs, the loops in turns epoch by epoch"
         common = (f"mnist1d-cold (MLP) + hare_tortoise {what}, {steps} steps of {config.batch_size}: engine "
                   f"{speeds['engine']:,.0f} images/s")
         suffix = "" if config.grad_clip is not None else "_without_clipping"
         figures.append(figure(f"engine/images_per_second_vs_bare_loop{suffix}", ratios["bare"], 0.9,
                               "fraction of the bare loop", True,
                               f"{common}, bare loop (forward, backward, AdamW) {speeds['bare']:,.0f} images/s "
-                              "(medians of 4 turns)"))
+                              f"({timing})"))
         if "bare_clipping" in ratios:
             figures.append(figure("engine/images_per_second_vs_bare_loop_with_the_same_clipping",
                                   ratios["bare_clipping"], 0.9, "fraction of the bare loop", True,
                                   f"{common}, bare loop (forward, backward, clip_grad_norm_, AdamW) "
-                                  f"{speeds['bare_clipping']:,.0f} images/s (medians of 4 turns)"))
+                                  f"{speeds['bare_clipping']:,.0f} images/s ({timing})"))
     return figures

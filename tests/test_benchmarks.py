@@ -86,3 +86,30 @@ def test_step_pieces_times_every_piece_and_counts_the_runs_work_and_clipping():
         assert set(step_pieces.bare_loops(config, dataset, steps=2)) == {"one random batch", "the run's batches"}
     finally:
         sys.path.remove(str(RUNNER.parent))
+
+
+def test_the_engine_benchmark_trains_each_bare_loop_as_many_steps_after_every_engine_epoch(tmp_path):
+    sys.path.insert(0, str(RUNNER.parent))
+    try:
+        import engine
+        from hare_tortoise import train as training
+        from hare_tortoise.cli import resolve
+        from hare_tortoise.runs import RunStore
+
+        config = resolve("mnist1d-cold", "hare_tortoise", 1, None, ["epochs=3", "eval_every=3"])
+        dataset = training.prepare_dataset(config)
+        calls = []
+        bare = {name: (lambda n, name=name: calls.append((name, n))) for name in ("a", "b")}
+        trainer = engine._Interleaved(config, RunStore(tmp_path), dataset, progress=False, bare=bare)
+        trainer.run()
+        per_epoch = -(-len(dataset.y_train) // config.batch_size)
+        # one call of each loop per epoch, with that epoch's steps, their places alternating
+        assert calls == [("b", per_epoch), ("a", per_epoch), ("a", per_epoch), ("b", per_epoch),
+                         ("b", per_epoch), ("a", per_epoch)]
+        assert trainer.bare_steps == trainer.step == 3 * per_epoch and set(trainer.bare_seconds) == {"a", "b"}
+
+        ratios, speeds, steps = engine.rates(config, dataset, rounds=1)
+        assert set(ratios) == {"bare", "bare_clipping"} and set(speeds) == {"engine", "bare", "bare_clipping"}
+        assert steps == 3 * per_epoch and all(value > 0 for value in [*ratios.values(), *speeds.values()])
+    finally:
+        sys.path.remove(str(RUNNER.parent))

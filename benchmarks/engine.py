@@ -131,7 +131,7 @@ def run() -> list[dict]:
                               "fraction of the bare loop", True,
                               f"{common}, bare loop (forward, backward, AdamW) {speed['bare']}; the recipe's "
                               f"clipping alone takes {clipping:.1%} of the bare loop's time ({timing})"))
-        for loop, label, clip in (("bare_engine_clipping", "engines", "the engine's clip_gradients"),
+        for loop, label, clip in (("bare_engine_clipping", "the_engines", "the engine's clip_gradients"),
                                   ("bare_torch_clipping", "torch", "torch's clip_grad_norm_")):
             figures.append(figure(f"engine/images_per_second_vs_bare_loop_with_{label}_clipping",
                                   median_ratio(turns, "engine", loop), 0.9, "fraction of the bare loop", True,

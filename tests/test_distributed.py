@@ -1,10 +1,12 @@
 """One run on two processes (torchrun, gloo on CPU): ranks agree bit for bit, rank 0 alone writes, and without
 BatchNorm the result equals the single-process run's."""
 
+import gc
 import json
 import os
 import subprocess
 import sys
+from unittest import mock
 
 import pytest
 import torch
@@ -61,6 +63,39 @@ def test_agreement_is_checked_to_the_last_bit(tmp_path):
                        start_method="spawn")
     outcomes = sorted(results.get(timeout=60) for _ in range(2))
     assert outcomes == [(0, True, False), (1, True, False)]
+
+
+def _counting_worker(rank: int, init: str, out: str, overrides: list[str], results) -> None:
+    from hare_tortoise.cli import resolve
+    from hare_tortoise.train import TrainingDiverged, train
+
+    os.environ.update(WORLD_SIZE="2", RANK=str(rank))
+    torch.distributed.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
+    wrappers_alive, destroy = [], torch.distributed.destroy_process_group
+
+    def checked_destroy():
+        wrappers_alive.append(sum(type(o) is torch.nn.parallel.DistributedDataParallel for o in gc.get_objects()))
+        destroy()
+
+    with mock.patch.object(torch.distributed, "destroy_process_group", checked_destroy):
+        try:
+            train(resolve("smoke", "hare_tortoise", 1, None, overrides), out, progress=False)
+            outcome = "finished"
+        except TrainingDiverged:
+            outcome = "diverged"
+    results.put((rank, outcome, wrappers_alive))
+
+
+@pytest.mark.parametrize("overrides, outcome", [([], "finished"), (["lr=1e30"], "diverged")])
+def test_a_run_drops_its_ddp_wrapper_before_it_leaves_the_process_group(tmp_path, overrides, outcome):
+    """A wrapper freed after the group joins gloo's threads while holding the GIL, which can hang
+    (pytorch/pytorch#56297); when the run raises, the traceback still holds the Trainer, which must let go of it."""
+    context = mp.get_context("spawn")
+    results = context.Queue()
+    mp.start_processes(_counting_worker, nprocs=2, start_method="spawn",
+                       args=(f"file://{tmp_path / 'rendezvous'}", str(tmp_path / "run"), overrides, results))
+    outcomes = sorted(results.get(timeout=60) for _ in range(2))
+    assert outcomes == [(0, outcome, [0]), (1, outcome, [0])]  # no wrapper alive when the group went
 
 
 def test_rl_runs_refuse_torchrun(tmp_path, monkeypatch, capsys):

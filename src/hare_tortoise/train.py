@@ -136,6 +136,12 @@ class Trainer:
         self.elapsed = 0.0
         self.last_checkpoint = time.perf_counter()
 
+    def release_wrapper(self) -> None:
+        """Let go of the DistributedDataParallel wrapper, which must be freed before its process group (see
+        `World.close`). Called by `train` after the run, and after a run that raised: the traceback still holds
+        the Trainer then."""
+        self.forward = self.model
+
     def _optimizer(self) -> torch.optim.Optimizer:
         return adamw(self.model.parameters(), self.config.lr, self.config.weight_decay,
                      self.method.optimizer_overrides())
@@ -299,6 +305,7 @@ def train(config: Config, out, dataset: data.Dataset | None = None, progress: bo
     """
     world = World.from_environment(resolve_device(config.validate().device))
     store = RunStore(out) if world.main else ReadOnlyRunStore(out)
+    trainer = None
     try:
         store.check(config)
         finished = store.summary()
@@ -308,5 +315,6 @@ def train(config: Config, out, dataset: data.Dataset | None = None, progress: bo
         store.start(config)
         return trainer.run()
     finally:
-        trainer = None  # with its DDP wrapper, before the process group (World.close)
+        if trainer is not None:
+            trainer.release_wrapper()
         world.close()

@@ -121,6 +121,34 @@ def test_evaluation_during_training_scores_both_networks_and_leaves_training_unc
         resolve("rl-smoke", None, 1, None, ["eval_every=150"])
 
 
+def test_the_final_evaluation_counts_its_episodes_on_a_bar(tmp_path, monkeypatch):
+    """An Atari-100k evaluation (2 networks x 100 whole games) can take most of an hour: a bar counts its episodes."""
+    from hare_tortoise.rl import loop
+
+    bars = []
+
+    class Recorder(loop.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **{**kwargs, "disable": True})
+            self.asked, self.ticks, self.postfixes = kwargs, 0, []
+            bars.append(self)
+
+        def update(self, n=1):
+            self.ticks += n
+
+        def set_postfix_str(self, text="", refresh=True):
+            self.postfixes.append(text)
+
+    monkeypatch.setattr(loop, "tqdm", Recorder)
+    config = resolve("rl-smoke", "hare_tortoise", 1, None, ["eval_episodes=3"])
+    train_rl(config, tmp_path, progress=True)
+    [evaluation] = [bar for bar in bars if bar.asked.get("desc") == "evaluation"]
+    final = RunStore(tmp_path).rows()[-1]
+    assert evaluation.asked["total"] == evaluation.ticks == 6 and evaluation.asked["disable"] is None
+    # the online network's episodes first, then the Tortoise's, each shown as it ends
+    assert evaluation.postfixes == [f"last return {r:g}" for r in final["eval_returns_online"] + final["eval_returns"]]
+
+
 def test_the_agent_runs_on_the_device_asked_for(tmp_path, capsys):
     if torch.cuda.is_available():
         assert main(["run", "rl-smoke", "--method", "hare_tortoise", "--out", str(tmp_path / "gpu"), "--no-progress",

@@ -13,7 +13,7 @@ import dataclasses
 import math
 import random
 import time
-from typing import Literal
+from typing import Callable, Literal
 
 import torch
 import torch.nn.functional as F
@@ -119,8 +119,10 @@ def greedy(network: nn.Module, state: FrameStack) -> int:
         return int(network(state.input(next(network.parameters()).device)).argmax(1))
 
 
-def evaluate(env, network: nn.Module, episodes: int, eps: float, rng: random.Random) -> list[float]:
-    """Undiscounted, unclipped returns of `episodes` epsilon-greedy episodes of `network` (in eval mode)."""
+def evaluate(env, network: nn.Module, episodes: int, eps: float, rng: random.Random,
+             after_episode: Callable[[float], object] | None = None) -> list[float]:
+    """Undiscounted, unclipped returns of `episodes` epsilon-greedy episodes of `network` (in eval mode);
+    `after_episode` is given each return as its episode ends (an Atari-100k evaluation can take most of an hour)."""
     was_training = network.training
     network.eval()
     returns = []
@@ -133,6 +135,8 @@ def evaluate(env, network: nn.Module, episodes: int, eps: float, rng: random.Ran
             total += reward
             done = terminated or truncated
         returns.append(total)
+        if after_episode is not None:
+            after_episode(total)
     network.train(was_training)
     return returns
 

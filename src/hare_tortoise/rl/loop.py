@@ -30,14 +30,23 @@ def make_env(config: RLConfig, seed: int, evaluation: bool = False):
     return Atari(config.game, seed=seed, settings=settings)
 
 
-def evaluate_both(config: RLConfig, agent: DQN, episodes: int, seed: int, rng: random.Random) -> dict:
+def evaluate_both(config: RLConfig, agent: DQN, episodes: int, seed: int, rng: random.Random,
+                  progress: bool = False) -> dict:
     """Returns of `episodes` evaluation episodes of the online network and of the reported one (the same episodes
-    once when they are one network), in an environment seeded with `seed`, exploring with `rng`."""
+    once when they are one network), in an environment seeded with `seed`, exploring with `rng`; with `progress`,
+    a bar on a terminal counts the episodes."""
     env = make_env(config, seed, evaluation=True)
-    online = evaluate(env, agent.online, episodes, agent.config.eval_epsilon, rng)
     reported_network = agent.method.eval_model()
-    reported = online if reported_network is agent.online else evaluate(
-        env, reported_network, episodes, agent.config.eval_epsilon, rng)
+    networks = 1 if reported_network is agent.online else 2
+    with tqdm(total=networks * episodes, desc="evaluation", unit="episode", leave=False, file=sys.stderr,
+              disable=None if progress else True, dynamic_ncols=True) as bar:
+        def tick(episode_return: float) -> None:
+            bar.update(1)
+            bar.set_postfix_str(f"last return {episode_return:g}")
+
+        online = evaluate(env, agent.online, episodes, agent.config.eval_epsilon, rng, tick)
+        reported = online if networks == 1 else evaluate(
+            env, reported_network, episodes, agent.config.eval_epsilon, rng, tick)
     return {"eval_return": statistics.fmean(reported), "eval_return_online": statistics.fmean(online),
             "eval_returns": reported, "eval_returns_online": online}
 
@@ -70,7 +79,7 @@ def train_rl(config: RLConfig, out, progress: bool = True) -> dict:
         if config.eval_every and agent.steps % config.eval_every == 0 and agent.steps < config.steps:
             # its own random stream: evaluating during training leaves the training run unchanged
             seed = config.seed + 2_000_003 + agent.steps
-            row.update(evaluate_both(config, agent, config.eval_every_episodes, seed, random.Random(seed)))
+            row.update(evaluate_both(config, agent, config.eval_every_episodes, seed, random.Random(seed), progress))
         store.append(row)
         if agent.steps % config.checkpoint_every == 0 or agent.steps == config.steps:
             store.save_checkpoint(agent.state_dict())
@@ -80,7 +89,7 @@ def train_rl(config: RLConfig, out, progress: bool = True) -> dict:
     rows = store.rows()
     seconds = sum(r["seconds"] for r in rows)  # over all chunks, across resumes: totals, not means of rates
     final = {"step": agent.steps, "final": True,
-             **evaluate_both(config, agent, config.eval_episodes, config.seed + 1_000_003, agent.rng),
+             **evaluate_both(config, agent, config.eval_episodes, config.seed + 1_000_003, agent.rng, progress),
              "steps_per_second": agent.steps / seconds,
              "update_share": sum(r["update_share"] * r["seconds"] for r in rows) / seconds}
     store.append(final)

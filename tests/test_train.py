@@ -179,3 +179,39 @@ def test_bf16_autocasts_forward_passes_on_cuda_only(device):
             out = layer(x)
         assert out.dtype == (torch.bfloat16 if bf16 and device == "cuda" else torch.float32)
         assert layer.weight.dtype == torch.float32  # the weights stay float32
+
+
+def test_the_evaluation_batch_keeps_a_cpu_batchs_largest_activation_under_8_mb_but_not_under_the_training_batch():
+    from hare_tortoise.data.batches import Inputs
+    from hare_tortoise.nn import models
+    from hare_tortoise.train import EVAL_BATCH, accuracy, evaluation_batch
+
+    torch.manual_seed(0)
+    mlp = models.build("mlp", (40,), 10, 256, "batch")  # 1 KB a sample: 8 MB holds 8,192, so 4,096
+    cnn = models.build("cnn", (1, 28, 28), 10, 16, "batch").train()  # 16 x 28 x 28 floats: 50 KB a sample
+    wide = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2**21))  # 8 MB a sample
+    assert evaluation_batch(mlp, torch.randn(1, 40), 256) == EVAL_BATCH
+    assert evaluation_batch(cnn, torch.randn(1, 1, 28, 28), 128) == 8 * 2**20 // (16 * 28 * 28 * 4) == 167
+    assert evaluation_batch(cnn, torch.randn(1, 1, 28, 28), 256) == 256  # never under the training batch
+    assert evaluation_batch(wide, torch.randn(1, 4), 32) == 32
+    assert evaluation_batch(cnn, torch.empty(1, 1, 28, 28, device="meta"), 256) == EVAL_BATCH  # not the CPU
+    # the probe leaves no trace: the mode is restored, the hooks removed, the BatchNorm statistics unchanged
+    assert cnn.training and not any(m._forward_hooks for m in cnn.modules())
+    assert all(torch.equal(b, torch.zeros_like(b)) for n, b in cnn.named_buffers() if n.endswith("running_mean"))
+    # and the accuracy is the same in any batch
+    x, y = torch.randint(0, 256, (600, 1, 28, 28), dtype=torch.uint8), torch.randint(0, 10, (600,))
+    inputs = Inputs([0.3], [0.35])
+    assert accuracy(cnn, x, y, inputs, 4096) == accuracy(cnn, x, y, inputs, 167) == accuracy(cnn, x, y, inputs, 7)
+
+
+def test_a_trainer_evaluates_in_the_batch_it_picked(tmp_path, monkeypatch):
+    from hare_tortoise import train as training
+
+    batches = []
+    real = training.accuracy
+    monkeypatch.setattr(training, "accuracy", lambda *args, **kwargs: batches.append(args[4]) or real(*args, **kwargs))
+    trainer = Trainer(smoke(epochs=1), RunStore(tmp_path), progress=False)
+    assert trainer.eval_batch == training.EVAL_BATCH  # the smoke MLP's activations are small
+    trainer.eval_batch = 3
+    trainer.run()
+    assert batches and set(batches) == {3}

@@ -114,3 +114,31 @@ def test_the_engine_benchmark_trains_each_bare_loop_as_many_steps_after_every_en
         assert engine.median_ratio([{"a": 2.0, "b": 4.0}, {"a": 3.0, "b": 3.0}, {"a": 9.0, "b": 1.0}], "a", "b") == 1
     finally:
         sys.path.remove(str(RUNNER.parent))
+
+
+def test_the_compile_benchmark_trains_the_eager_and_compiled_copies_in_turns(monkeypatch, tmp_path):
+    sys.path.insert(0, str(RUNNER.parent))
+    try:
+        import torch_compile
+        from hare_tortoise.train import Trainer
+
+        order = []
+        monkeypatch.setattr(Trainer, "_epoch", lambda self, index, epoch, optimizer: order.append(
+            (epoch, self.config.compile)) or {"train_loss": 1.0})
+        measured = torch_compile.compare("mnist1d-cold", 3, "cpu", str(tmp_path))
+        assert order == [(0, False), (0, True), (1, True), (1, False), (2, False), (2, True)]
+        assert [len(s) for s in measured["seconds"].values()] == [3, 3] and measured["config"].epochs == 3
+    finally:
+        sys.path.remove(str(RUNNER.parent))
+
+
+def test_the_compile_benchmark_times_both_copies_and_refuses_a_warm_start_preset(tmp_path):
+    script = RUNNER.parent / "torch_compile.py"
+    result = subprocess.run([sys.executable, str(script), "--epochs", "3", "--cache-dir", str(tmp_path / "cache")],
+                            capture_output=True, text=True, timeout=600, cwd=RUNNER.parent)
+    assert result.returncode == 0, result.stderr
+    assert "| eager |" in result.stdout and "| compiled |" in result.stdout
+    assert "compiled / eager steady epoch:" in result.stdout and any((tmp_path / "cache").iterdir())
+    refused = subprocess.run([sys.executable, str(script), "--preset", "mnist1d-warm"], capture_output=True,
+                             text=True, timeout=60, cwd=RUNNER.parent)
+    assert refused.returncode == 2 and "pick a cold-start one" in refused.stderr

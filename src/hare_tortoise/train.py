@@ -69,7 +69,7 @@ def evaluation_batch(model: torch.nn.Module, one_input: torch.Tensor, training_b
     forward pass of `one_input`, in eval mode) stays under 8 MB, but the batch not under the training batch, whose
     activations training allocates anyway. glibc hands blocks over its mmap threshold (32 MB at most) back to the
     kernel when they are freed, and the kernel maps and zeroes them again page by page at the next batch: the
-    `fashion-cold` CNN evaluated 10,000 images in 4.4 s in batches of 4096 and in 1.9 s in batches of 256
+    `fashion-cold` CNN evaluated 10,000 images in 4.4 s in batches of 4096 and in 1.7-1.9 s in batches of 256
     (benchmarks/evaluation_batch.py). The logits are the same at any batch size. CUDA's caching allocator keeps
     freed blocks, so there the batch stays 4096."""
     if one_input.device.type != "cpu":

@@ -31,8 +31,8 @@ from hare_tortoise.train import Trainer, prepare_dataset
 def compare(preset: str, epochs: int, device: str, scratch: str) -> dict:
     """Seconds of every epoch of the eager and the compiled copy, trained in turns, and their last rows."""
     overrides = [f"epochs={epochs}", f"eval_every={epochs}", f"device={device}", "ema_shadow=None"]
-    configs = {name: resolve(preset, "hare_tortoise", 1, None, [*overrides, f"compile={str(name == 'compiled').lower()}"])
-               for name in ("eager", "compiled")}
+    configs = {name: resolve(preset, "hare_tortoise", 1, None, [*overrides, f"compile={flag}"])
+               for name, flag in (("eager", "false"), ("compiled", "true"))}
     dataset = prepare_dataset(configs["eager"])
     trainers = {name: Trainer(config, RunStore(os.path.join(scratch, name)), dataset, progress=False)
                 for name, config in configs.items()}

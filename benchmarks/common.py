@@ -1,8 +1,9 @@
-"""What every benchmark shares: interleaved timing (so that a noisy machine slows both sides of a ratio alike) and
-the record of one figure."""
+"""What every benchmark shares: interleaved timing (so that a noisy machine slows both sides of a ratio alike), the
+steady epoch of a run timed epoch by epoch, page-fault counts, and the record of one figure."""
 
 from __future__ import annotations
 
+import resource
 import statistics
 import time
 from typing import Callable
@@ -20,6 +21,16 @@ def interleaved(functions: dict[str, Callable[[], object]], rounds: int = 7, inn
                 function()
             times[name].append((time.perf_counter() - began) / inner)
     return {name: statistics.median(values) for name, values in times.items()}
+
+
+def steady(epoch_seconds: list[float]) -> float:
+    """The median of the epochs between the first (start-up, compilation) and the last (evaluation)."""
+    return statistics.median(epoch_seconds[1:-1])
+
+
+def page_faults() -> int:
+    """This process's page faults so far: memory the kernel mapped (and zeroed) for it."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def figure(name: str, value: float, target: float, unit: str, higher_is_better: bool, note: str = "") -> dict:

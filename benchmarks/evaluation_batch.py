@@ -4,8 +4,6 @@ evaluation takes (memory the C library mapped and the kernel zeroed afresh). Tar
 
 from __future__ import annotations
 
-import resource
-
 import torch
 
 from hare_tortoise.cli import resolve
@@ -14,14 +12,13 @@ from hare_tortoise.nn import models
 from hare_tortoise.train import EVAL_BATCH, accuracy, evaluation_batch, prepare_dataset
 
 
-def faults_of(function) -> int:
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    function()
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-
-
 def run() -> list[dict]:
-    from common import figure, interleaved
+    from common import figure, interleaved, page_faults
+
+    def faults_of(function) -> int:
+        before = page_faults()
+        function()
+        return page_faults() - before
 
     figures = []
     for preset in ("mnist1d-cold", "fashion-cold"):

@@ -27,6 +27,8 @@ from hare_tortoise.data import cifar_writer
 from hare_tortoise.runs import RunStore
 from hare_tortoise.train import Trainer
 
+from common import steady
+
 HERE = pathlib.Path(__file__).resolve().parent
 
 
@@ -118,11 +120,10 @@ def main(argv: list[str] | None = None) -> int:
             overrides = [f"epochs={args.epochs}", f"bf16={str(bf16).lower()}", f"compile={str(compile_).lower()}",
                          f"device={args.device}", f"eval_every={args.epochs}", "checkpoint_every_seconds=1e9"]
             timed = time_epochs(data_dir, overrides, pathlib.Path(scratch) / f"bf16={bf16},compile={compile_}")
-            steady = timed["epoch_seconds"][1:-1]
             busy = [u for u in timed["utilisation"][1:-1] if u is not None]
             results.append({"bf16": bf16, "compile": compile_, **timed,
-                            "steady_epoch_seconds": statistics.median(steady),
-                            "images_per_second": timed["train_images"] / statistics.median(steady),
+                            "steady_epoch_seconds": steady(timed["epoch_seconds"]),
+                            "images_per_second": timed["train_images"] / steady(timed["epoch_seconds"]),
                             "steady_utilisation": statistics.fmean(busy) if busy else None})
     where = results[0]["device"]
     print(f"cifar10-cold (ResNet-18, batch 256) + hare_tortoise on {where}, torch {torch.__version__}; data: {source}\n")

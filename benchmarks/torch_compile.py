@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
-import statistics
 import tempfile
 import time
 
@@ -26,6 +24,8 @@ from hare_tortoise.cli import resolve
 from hare_tortoise.config import ConfigError
 from hare_tortoise.runs import RunStore
 from hare_tortoise.train import Trainer, prepare_dataset
+
+from common import page_faults, steady
 
 
 def compare(preset: str, epochs: int, device: str, scratch: str) -> dict:
@@ -42,10 +42,10 @@ def compare(preset: str, epochs: int, device: str, scratch: str) -> dict:
     seconds, faults, rows = {name: [] for name in trainers}, {name: [] for name in trainers}, {}
     for epoch in range(epochs):
         for name in (trainers if epoch % 2 == 0 else reversed(list(trainers))):
-            began, faulted = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            began, faulted = time.perf_counter(), page_faults()
             rows[name] = trainers[name]._epoch(0, epoch, optimizers[name])
             seconds[name].append(time.perf_counter() - began)
-            faults[name].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faulted)
+            faults[name].append(page_faults() - faulted)
     return {"seconds": seconds, "faults": faults, "rows": rows, "config": configs["eager"]}
 
 
@@ -69,9 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = args.cache_dir or os.path.join(scratch, "inductor")
         measured = compare(args.preset, args.epochs, args.device, scratch)
     seconds, rows, config = measured["seconds"], measured["rows"], measured["config"]
-    steady = {name: statistics.median(s[1:-1]) for name, s in seconds.items()}
-    compilation = seconds["compiled"][0] - steady["eager"]
-    saved = steady["eager"] - steady["compiled"]
+    steady_epoch = {name: steady(s) for name, s in seconds.items()}
+    compilation = seconds["compiled"][0] - steady_epoch["eager"]
+    saved = steady_epoch["eager"] - steady_epoch["compiled"]
     break_even = f"earned back after {compilation / saved:.0f} epochs" if saved > 0 else "never earned back"
     same = rows["eager"]["train_loss"] == rows["compiled"]["train_loss"]
     print(f"{args.preset} + hare_tortoise, batch {config.batch_size}, {args.epochs} epochs of each copy in turns, on "
@@ -81,9 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|")
     for name in seconds:
         every = " ".join(f"{s:.2f}" for s in seconds[name])
-        print(f"| {name} | {seconds[name][0]:.2f} | {steady[name]:.3f} | {rows[name]['train_loss']:.6f} | {every} | "
+        print(f"| {name} | {seconds[name][0]:.2f} | {steady_epoch[name]:.3f} | {rows[name]['train_loss']:.6f} | {every} | "
               f"{sum(measured['faults'][name][1:-1]):,} |")
-    print(f"\ncompiled / eager steady epoch: {steady['compiled'] / steady['eager']:.3f}; compilation "
+    print(f"\ncompiled / eager steady epoch: {steady_epoch['compiled'] / steady_epoch['eager']:.3f}; compilation "
           f"{compilation:.1f} s, {break_even} (the preset trains {preset.epochs} epochs); "
           f"the same final training loss: {'yes' if same else 'no'}")
     return 0

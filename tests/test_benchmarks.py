@@ -11,6 +11,12 @@ import pytest
 RUNNER = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
 
 
+@pytest.fixture
+def benchmarks_importable(monkeypatch):
+    """The benchmark scripts importable as modules for one test (they import each other by name)."""
+    monkeypatch.syspath_prepend(str(RUNNER.parent))
+
+
 def test_a_benchmark_writes_its_figures_with_targets(tmp_path):
     out = tmp_path / "latest.json"
     result = subprocess.run([sys.executable, str(RUNNER), "protocol", "--out", str(out)], capture_output=True,
@@ -66,70 +72,61 @@ def test_the_gpu_epoch_benchmark_times_each_variant_epoch_by_epoch(tmp_path):
     assert refused.returncode == 2 and "--epochs must be at least 3" in refused.stderr
 
 
+@pytest.mark.usefixtures("benchmarks_importable")
 def test_step_pieces_times_every_piece_and_counts_the_runs_work_and_clipping():
-    sys.path.insert(0, str(RUNNER.parent))
-    try:
-        import step_pieces
-        from hare_tortoise import train as training
-        from hare_tortoise.cli import resolve
+    import step_pieces
+    from hare_tortoise import train as training
+    from hare_tortoise.cli import resolve
 
-        # warm start: 20 epochs (B / 0.1) of 20 noisy samples, one batch each; then 2 epochs of 200 samples, 7 batches
-        config = resolve("smoke", "hare_tortoise", 1, None, ["eval_every=1"])
-        dataset = training.prepare_dataset(config)
-        clip, metrics = training.clip_gradients, training.plasticity_metrics
-        pieces, norms = step_pieces.per_run(config, dataset)
-        assert training.clip_gradients is clip and training.plasticity_metrics is metrics  # put back
-        assert len(norms) == 20 * 1 + 2 * 7 and min(norms) > 0  # one gradient norm per step
-        assert {label: count for label, (_, count) in pieces.items()} == {
-            "epoch shuffles": 22, "metric rows": 22, "evaluation": 22, "plasticity metrics": 2, "checkpoints": 2}
-        assert all(value > 0 for value in step_pieces.per_step(config, dataset).values())
-        assert set(step_pieces.bare_loops(config, dataset, steps=2)) == {"one random batch", "the run's batches"}
-    finally:
-        sys.path.remove(str(RUNNER.parent))
+    # warm start: 20 epochs (B / 0.1) of 20 noisy samples, one batch each; then 2 epochs of 200 samples, 7 batches
+    config = resolve("smoke", "hare_tortoise", 1, None, ["eval_every=1"])
+    dataset = training.prepare_dataset(config)
+    clip, metrics = training.clip_gradients, training.plasticity_metrics
+    pieces, norms = step_pieces.per_run(config, dataset)
+    assert training.clip_gradients is clip and training.plasticity_metrics is metrics  # put back
+    assert len(norms) == 20 * 1 + 2 * 7 and min(norms) > 0  # one gradient norm per step
+    assert {label: count for label, (_, count) in pieces.items()} == {
+        "epoch shuffles": 22, "metric rows": 22, "evaluation": 22, "plasticity metrics": 2, "checkpoints": 2}
+    assert all(value > 0 for value in step_pieces.per_step(config, dataset).values())
+    assert set(step_pieces.bare_loops(config, dataset, steps=2)) == {"one random batch", "the run's batches"}
 
 
+@pytest.mark.usefixtures("benchmarks_importable")
 def test_the_engine_benchmark_trains_each_bare_loop_as_many_steps_after_every_engine_epoch(tmp_path):
-    sys.path.insert(0, str(RUNNER.parent))
-    try:
-        import engine
-        from hare_tortoise import train as training
-        from hare_tortoise.cli import resolve
-        from hare_tortoise.runs import RunStore
+    import engine
+    from hare_tortoise import train as training
+    from hare_tortoise.cli import resolve
+    from hare_tortoise.runs import RunStore
 
-        config = resolve("mnist1d-cold", "hare_tortoise", 1, None, ["epochs=3", "eval_every=3"])
-        dataset = training.prepare_dataset(config)
-        calls = []
-        bare = {name: (lambda n, name=name: calls.append((name, n))) for name in ("a", "b")}
-        trainer = engine._Interleaved(config, RunStore(tmp_path), dataset, progress=False, bare=bare)
-        trainer.run()
-        per_epoch = -(-len(dataset.y_train) // config.batch_size)
-        # one call of each loop per epoch, with that epoch's steps, their places alternating
-        assert calls == [("b", per_epoch), ("a", per_epoch), ("a", per_epoch), ("b", per_epoch),
-                         ("b", per_epoch), ("a", per_epoch)]
-        assert trainer.bare_steps == trainer.step == 3 * per_epoch and set(trainer.bare_seconds) == {"a", "b"}
+    config = resolve("mnist1d-cold", "hare_tortoise", 1, None, ["epochs=3", "eval_every=3"])
+    dataset = training.prepare_dataset(config)
+    calls = []
+    bare = {name: (lambda n, name=name: calls.append((name, n))) for name in ("a", "b")}
+    trainer = engine._Interleaved(config, RunStore(tmp_path), dataset, progress=False, bare=bare)
+    trainer.run()
+    per_epoch = -(-len(dataset.y_train) // config.batch_size)
+    # one call of each loop per epoch, with that epoch's steps, their places alternating
+    assert calls == [("b", per_epoch), ("a", per_epoch), ("a", per_epoch), ("b", per_epoch),
+                     ("b", per_epoch), ("a", per_epoch)]
+    assert trainer.bare_steps == trainer.step == 3 * per_epoch and set(trainer.bare_seconds) == {"a", "b"}
 
-        [speeds], steps = engine.rates(config, dataset, rounds=1)
-        assert set(speeds) == {"engine", "bare", "bare_torch_clipping", "bare_engine_clipping"}
-        assert steps == 3 * per_epoch and min(speeds.values()) > 0
-        assert engine.median_ratio([{"a": 2.0, "b": 4.0}, {"a": 3.0, "b": 3.0}, {"a": 9.0, "b": 1.0}], "a", "b") == 1
-    finally:
-        sys.path.remove(str(RUNNER.parent))
+    [speeds], steps = engine.rates(config, dataset, rounds=1)
+    assert set(speeds) == {"engine", "bare", "bare_torch_clipping", "bare_engine_clipping"}
+    assert steps == 3 * per_epoch and min(speeds.values()) > 0
+    assert engine.median_ratio([{"a": 2.0, "b": 4.0}, {"a": 3.0, "b": 3.0}, {"a": 9.0, "b": 1.0}], "a", "b") == 1
 
 
+@pytest.mark.usefixtures("benchmarks_importable")
 def test_the_compile_benchmark_trains_the_eager_and_compiled_copies_in_turns(monkeypatch, tmp_path):
-    sys.path.insert(0, str(RUNNER.parent))
-    try:
-        import torch_compile
-        from hare_tortoise.train import Trainer
+    import torch_compile
+    from hare_tortoise.train import Trainer
 
-        order = []
-        monkeypatch.setattr(Trainer, "_epoch", lambda self, index, epoch, optimizer: order.append(
-            (epoch, self.config.compile)) or {"train_loss": 1.0})
-        measured = torch_compile.compare("mnist1d-cold", 3, "cpu", str(tmp_path))
-        assert order == [(0, False), (0, True), (1, True), (1, False), (2, False), (2, True)]
-        assert [len(s) for s in measured["seconds"].values()] == [3, 3] and measured["config"].epochs == 3
-    finally:
-        sys.path.remove(str(RUNNER.parent))
+    order = []
+    monkeypatch.setattr(Trainer, "_epoch", lambda self, index, epoch, optimizer: order.append(
+        (epoch, self.config.compile)) or {"train_loss": 1.0})
+    measured = torch_compile.compare("mnist1d-cold", 3, "cpu", str(tmp_path))
+    assert order == [(0, False), (0, True), (1, True), (1, False), (2, False), (2, True)]
+    assert [len(s) for s in measured["seconds"].values()] == [3, 3] and measured["config"].epochs == 3
 
 
 def test_the_compile_benchmark_times_both_copies_and_refuses_a_warm_start_preset(tmp_path):

@@ -53,7 +53,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
 
-# docs/REPRODUCTION.md's runs: every method of PAPER.md section 4 on MNIST-1D in the warm-start and continual
+# docs/REPRODUCTION.md's runs: every baseline of docs/METHODS.md on MNIST-1D in the warm-start and continual
 # protocols, each with and without augmentation; cold-start references; H&T's sensitivity to its momentum and reset
 # interval (in epochs and in steps); the resetting methods in the continual protocol evaluated after every epoch (to
 # see the drops right after resets). 3 seeds each, one run per core. Re-running resumes.

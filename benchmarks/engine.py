@@ -16,14 +16,15 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from hare_tortoise.cli import resolve
+from hare_tortoise.presets import resolve
 from hare_tortoise.config import Config
 from hare_tortoise.data import Dataset
 from hare_tortoise.data.batches import Inputs
 from hare_tortoise.nn import models
 from hare_tortoise.runs import RunStore
 from hare_tortoise.tensors import clip_gradients
-from hare_tortoise.train import Trainer, adamw, prepare_dataset
+from hare_tortoise.optim import adamw
+from hare_tortoise.train import Trainer, prepare_dataset
 
 
 def own_batches(config: Config, dataset: Dataset) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from hare_tortoise.cli import resolve
+from hare_tortoise.presets import resolve
 from hare_tortoise.data.batches import Inputs
 from hare_tortoise.nn import models
 from hare_tortoise.train import EVAL_BATCH, accuracy, evaluation_batch, prepare_dataset

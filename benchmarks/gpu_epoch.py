@@ -22,7 +22,7 @@ import time
 import torch
 
 from hare_tortoise import data
-from hare_tortoise.cli import resolve
+from hare_tortoise.presets import resolve
 from hare_tortoise.data import cifar_writer
 from hare_tortoise.runs import RunStore
 from hare_tortoise.train import Trainer

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from hare_tortoise import HareTortoise
 from hare_tortoise import train as training
-from hare_tortoise.cli import resolve
+from hare_tortoise.presets import resolve
 from hare_tortoise.data.batches import Inputs
 from hare_tortoise.nn import models
 from hare_tortoise.runs import RunStore

@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from hare_tortoise.cli import resolve
+from hare_tortoise.presets import resolve
 from hare_tortoise.config import ConfigError
 from hare_tortoise.runs import RunStore
 from hare_tortoise.train import Trainer, prepare_dataset

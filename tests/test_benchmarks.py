@@ -46,7 +46,7 @@ def test_the_preset_cost_is_the_measured_time_per_image_times_the_preset_workloa
             for cells in [[c.strip() for c in line.split("|")]] if cells[1] not in ("preset", "---")}
     assert sorted(rows) == presets.paper_scale() and len(rows) == 15
     model, images, per_image, hours = rows["cifar10-warm"]
-    # warm start: 10% of CIFAR-10 for 1000 epochs, then all of it for 111 (PAPER.md section 3)
+    # warm start: 10% of CIFAR-10 for 1000 epochs, then all of it for 111 (docs/METHODS.md)
     assert model == "resnet18" and int(images.replace(",", "")) == 5_000 * 1_000 + 50_000 * 111
     assert float(hours.replace(",", "")) == pytest.approx(10_550_000 * float(per_image) / 3600, rel=1e-3, abs=0.06)
 
@@ -76,7 +76,7 @@ def test_the_gpu_epoch_benchmark_times_each_variant_epoch_by_epoch(tmp_path):
 def test_step_pieces_times_every_piece_and_counts_the_runs_work_and_clipping():
     import step_pieces
     from hare_tortoise import train as training
-    from hare_tortoise.cli import resolve
+    from hare_tortoise.presets import resolve
 
     # warm start: 20 epochs (B / 0.1) of 20 noisy samples, one batch each; then 2 epochs of 200 samples, 7 batches
     config = resolve("smoke", "hare_tortoise", 1, None, ["eval_every=1"])
@@ -95,7 +95,7 @@ def test_step_pieces_times_every_piece_and_counts_the_runs_work_and_clipping():
 def test_the_engine_benchmark_trains_each_bare_loop_as_many_steps_after_every_engine_epoch(tmp_path):
     import engine
     from hare_tortoise import train as training
-    from hare_tortoise.cli import resolve
+    from hare_tortoise.presets import resolve
     from hare_tortoise.runs import RunStore
 
     config = resolve("mnist1d-cold", "hare_tortoise", 1, None, ["epochs=3", "eval_every=3"])

@@ -1,5 +1,5 @@
-"""The command line, driven as a user would (Mammoth style): every method on the smoke preset, listings,
-reports, and every kind of bad input exiting non-zero with its message and no traceback."""
+"""The command line, driven as a user would (Mammoth style; every method on the smoke presets: test_method_loops.py):
+listings, reports, and every kind of bad input exiting non-zero with its message and no traceback."""
 
 import json
 import pathlib
@@ -8,7 +8,6 @@ import sys
 
 import pytest
 
-from hare_tortoise import methods
 from hare_tortoise.cli import main
 from hare_tortoise.runs import RunStore
 
@@ -16,18 +15,6 @@ from hare_tortoise.runs import RunStore
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     return tmp_path_factory.mktemp("runs")
-
-
-@pytest.mark.parametrize("method", methods.available())
-def test_every_method_runs_through_the_cli(method, runs, capsys):
-    out = runs / method
-    assert main(["run", "smoke", "--method", method, "--out", str(out), "--no-progress"]) == 0
-    assert f"{out}: test accuracy" in capsys.readouterr().out
-    store = RunStore(out)
-    assert store.summary() is not None and len(store.rows()) == 22
-    assert store.config().method == method
-    if method in ("hare_tortoise", "ema"):  # the reported network is the tortoise, not the trained one
-        assert any(r["test_acc"] != r["test_acc_hare"] for r in store.rows() if "test_acc" in r)
 
 
 def test_report_prints_the_table_and_writes_plots(runs, capsys, tmp_path):

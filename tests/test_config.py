@@ -6,7 +6,7 @@ import math
 import pytest
 
 from hare_tortoise import methods, presets
-from hare_tortoise.cli import resolve
+from hare_tortoise.presets import resolve
 from hare_tortoise.config import Config, ConfigError, apply_overrides
 
 
@@ -79,7 +79,7 @@ def test_small_presets_keep_the_papers_ratio_of_ema_time_constant_to_reset_inter
 
 def test_paper_scale_presets_are_the_paper_datasets_and_models_at_the_papers_batch_and_epochs():
     names = presets.paper_scale()
-    models = {"cifar10": "resnet18", "cifar100": "vit_tiny", "tiny_imagenet": "vgg16"}  # PAPER.md section 2
+    models = {"cifar10": "resnet18", "cifar100": "vit_tiny", "tiny_imagenet": "vgg16"}  # docs/METHODS.md
     assert len(names) == 15 and all(presets.get(n).description.startswith("paper scale") for n in names)
     for name in names:
         config = Config(**presets.get(name).config)

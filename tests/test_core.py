@@ -13,7 +13,7 @@ from conftest import TinyMLP, batch, states_equal
 from hare_tortoise import HareTortoise
 from hare_tortoise.tensors import split_buffers
 
-from hare_tortoise.tensors import split_buffers
+
 
 def train_step(model, optimizer, seed):
     x, y = batch(seed=seed)
@@ -132,9 +132,9 @@ def averaged(model):
     return [*model.parameters(), *split_buffers(model)[0]]
 
 
-def test_update_is_one_lerp_over_each_networks_buffer(mlp, monkeypatch):
+def test_with_shared_storage_an_update_is_one_lerp_over_each_networks_buffer(mlp, monkeypatch):
     parameters = list(mlp.parameters())
-    ht = HareTortoise(mlp)
+    ht = HareTortoise(mlp, share_storage=True)
     assert list(mlp.parameters()) == parameters  # the same Parameter objects, now views into one buffer
     for network in (mlp, ht.tortoise):
         tensors = averaged(network)
@@ -151,10 +151,9 @@ def test_update_is_one_lerp_over_each_networks_buffer(mlp, monkeypatch):
 
 def test_flat_and_per_tensor_updates_give_the_same_bits(mlp):
     twin = copy.deepcopy(mlp)
-    flat, per_tensor = HareTortoise(mlp, momentum=0.9, reset_every=3), HareTortoise(twin, momentum=0.9, reset_every=3)
-    with torch.no_grad():
-        twin.head[2].weight.data = twin.head[2].weight.clone()  # re-pointed: twin's buffer is no longer whole
-    assert flat._flat_intact() and not per_tensor._flat_intact()
+    flat = HareTortoise(mlp, momentum=0.9, reset_every=3, share_storage=True)
+    per_tensor = HareTortoise(twin, momentum=0.9, reset_every=3)
+    assert flat._flat is not None and per_tensor._flat is None
     optimizers = [torch.optim.AdamW(m.parameters(), lr=0.05) for m in (mlp, twin)]
     for step in range(5):
         for model, optimizer, ht in zip((mlp, twin), optimizers, (flat, per_tensor)):
@@ -166,7 +165,7 @@ def test_flat_and_per_tensor_updates_give_the_same_bits(mlp):
 
 def test_an_optimizer_built_before_still_trains_the_flattened_hare(mlp):
     optimizer = torch.optim.SGD(mlp.parameters(), lr=0.1)
-    ht = HareTortoise(mlp, momentum=0.5)
+    ht = HareTortoise(mlp, momentum=0.5, share_storage=True)
     before = [p.detach().clone() for p in mlp.parameters()]
     train_step(mlp, optimizer, seed=0)
     ht.update()
@@ -176,13 +175,13 @@ def test_an_optimizer_built_before_still_trains_the_flattened_hare(mlp):
 
 
 def test_moving_the_hare_afterwards_falls_back_to_per_tensor_updates(cnn):
-    ht = HareTortoise(cnn, momentum=0.5)
+    ht = HareTortoise(cnn, momentum=0.5, share_storage=True)
     cnn.to(memory_format=torch.channels_last)  # new storage for the conv weight: detached from the buffer
-    assert not ht._flat_intact()
     with torch.no_grad():
         for p in cnn.parameters():
             p.add_(1.0)
     ht.update()
+    assert ht._flat is None
     for t, h in zip(ht.tortoise.parameters(), cnn.parameters()):
         torch.testing.assert_close(t, h.detach() - 0.5)
         assert not t.requires_grad and t.grad_fn is None
@@ -193,17 +192,18 @@ def test_moving_the_hare_afterwards_falls_back_to_per_tensor_updates(cnn):
 def test_flattening_keeps_channels_last_strides_and_values(cnn):
     cnn = cnn.to(memory_format=torch.channels_last)
     values = copy.deepcopy(cnn.state_dict())
-    ht = HareTortoise(cnn, momentum=0.5)
-    assert ht._flat_intact()
+    ht = HareTortoise(cnn, momentum=0.5, share_storage=True)
+    assert ht._flat is not None
     assert cnn.backbone[0].weight.is_contiguous(memory_format=torch.channels_last)
     assert ht.tortoise.backbone[0].weight.is_contiguous(memory_format=torch.channels_last)
     assert states_equal(cnn.state_dict(), values) and states_equal(ht.tortoise.state_dict(), values)
 
 
 def test_two_averages_of_one_model_share_its_buffer(mlp):
-    method, shadow = HareTortoise(mlp, momentum=0.9), HareTortoise(mlp, momentum=0.5)
+    method = HareTortoise(mlp, momentum=0.9, share_storage=True)
+    shadow = HareTortoise(mlp, momentum=0.5, share_storage=True)
     assert method._flat[1].buffer.data_ptr() == shadow._flat[1].buffer.data_ptr()
-    assert method._flat_intact() and shadow._flat_intact()
+    assert method._flat[1].intact() and shadow._flat[1].intact()
 
 
 def test_unwraps_torch_compile(mlp):
@@ -246,6 +246,86 @@ def test_bfloat16_model(mlp):
     torch.testing.assert_close(ht.tortoise.head[0].weight, model.head[0].weight - 0.5, rtol=1e-2, atol=1e-2)
     ht.reset_hare()
     assert states_equal(model.state_dict(), ht.tortoise.state_dict())
+
+
+# --- the user's model stays an ordinary model; HareTortoise is an ordinary module ---------------------------------
+
+def closed_form_after_one_update(hare, tortoise_before, m):
+    return {k: m * tortoise_before[k] + (1 - m) * v if v.is_floating_point() else v for k, v in hare.state_dict().items()}
+
+
+def test_the_model_keeps_its_own_storage_and_a_submodule_saves_at_its_own_size(mlp):
+    def saved_bytes(module):
+        buffer = io.BytesIO()
+        torch.save(module.state_dict(), buffer)
+        return len(buffer.getvalue())
+
+    head_alone = saved_bytes(mlp.head)
+    storages = [t.untyped_storage().data_ptr() for t in mlp.state_dict().values()]
+    HareTortoise(mlp, momentum=0.9)
+    assert saved_bytes(mlp.head) == head_alone
+    # no two tensors share a storage: what safetensors' save_model insists on
+    assert [t.untyped_storage().data_ptr() for t in mlp.state_dict().values()] == storages
+    assert len(set(storages)) == len(storages)
+
+
+@pytest.mark.parametrize("cast", ["double", "half"])
+def test_casting_the_model_alone_is_a_clear_error_and_casting_both_gives_the_closed_form(mlp, cast):
+    ht = HareTortoise(mlp, momentum=0.9)
+    getattr(mlp, cast)()
+    with pytest.raises(ValueError, match=r"the hare's backbone.0.weight is now torch.float(64|16) .* the tortoise's "
+                                         r"torch.float32 .*move or cast the HareTortoise with the model"):
+        ht.step()
+    getattr(ht, cast)()
+    with torch.no_grad():
+        for p in mlp.parameters():
+            p.add_(1.0)
+    before = {k: v.clone() for k, v in ht.tortoise.state_dict().items()}
+    ht.step()
+    tolerance = {"rtol": 1e-2, "atol": 1e-3} if cast == "half" else {}
+    for name, value in closed_form_after_one_update(mlp, before, 0.9).items():
+        assert ht.tortoise.state_dict()[name].dtype == value.dtype
+        torch.testing.assert_close(ht.tortoise.state_dict()[name].double(), value.double(), **tolerance)
+    assert ht.num_updates == 1  # the refused step changed nothing
+
+
+def test_moving_the_model_to_another_device_alone_is_a_clear_error(mlp):
+    ht = HareTortoise(mlp, momentum=0.9)
+    mlp.to("meta")
+    with pytest.raises(ValueError, match="on meta, the tortoise's .* on cpu: move or cast the HareTortoise"):
+        ht.update()
+
+
+def test_nested_in_a_parent_it_moves_casts_saves_and_stays_in_eval_mode(mlp):
+    class Learner(nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+            self.ht = HareTortoise(model, momentum=0.9, reset_every=2)
+
+    learner = Learner(mlp)
+    names = set(learner.state_dict())
+    assert {f"ht.tortoise.{k}" for k in mlp.state_dict()} | {"ht._extra_state"} | {f"model.{k}" for k in mlp.state_dict()} == names
+    learner.ht.update()
+    learner.double().train()
+    assert not learner.ht.tortoise.training and mlp.training
+    before = {k: v.clone() for k, v in learner.ht.tortoise.state_dict().items()}
+    with torch.no_grad():
+        for p in mlp.parameters():
+            p.add_(1.0)
+    expected = closed_form_after_one_update(mlp, before, 0.9)
+    assert learner.ht.step()  # the second update: a reset
+    for name, value in expected.items():
+        torch.testing.assert_close(learner.ht.tortoise.state_dict()[name], value)
+    assert learner.ht.tortoise.backbone[0].weight.dtype == torch.float64
+    buffer = io.BytesIO()
+    torch.save(learner.state_dict(), buffer)
+    buffer.seek(0)
+    torch.manual_seed(5)
+    twin = Learner(TinyMLP()).double()
+    twin.load_state_dict(torch.load(buffer, weights_only=True))
+    assert twin.ht.num_updates == 2 and states_equal(twin.ht.tortoise.state_dict(), learner.ht.tortoise.state_dict())
+    assert torch.equal(twin.ht(batch()[0].double()), learner.ht.tortoise(batch()[0].double()))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -66,7 +66,7 @@ def test_agreement_is_checked_to_the_last_bit(tmp_path):
 
 
 def _counting_worker(rank: int, init: str, out: str, overrides: list[str], results) -> None:
-    from hare_tortoise.cli import resolve
+    from hare_tortoise.presets import resolve
     from hare_tortoise.train import TrainingDiverged, train
 
     os.environ.update(WORLD_SIZE="2", RANK=str(rank))

@@ -17,9 +17,9 @@ def name(request):
 
 
 def test_registry_lists_every_method_of_the_paper():
-    expected = {"base", "l2", "l2_init", "spectral", "crelu", "layernorm", "sam", "redo", "shrink_perturb",
-                "shrink_perturb_noise", "head_reset", "full_reset", "ema", "self_distill", "hare_tortoise", "reset"}
-    assert set(methods.available()) == expected
+    paper = {"base", "l2", "l2_init", "spectral", "crelu", "layernorm", "sam", "redo", "shrink_perturb",
+             "shrink_perturb_noise", "head_reset", "full_reset", "ema", "self_distill", "hare_tortoise", "reset"}
+    assert paper <= set(methods.available())  # a new method is one file and its registration, no edit here
 
 
 def test_trains_with_finite_loss_and_reports_a_network(name):

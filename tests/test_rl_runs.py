@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from hare_tortoise.cli import main, resolve
+from hare_tortoise.cli import main
+from hare_tortoise.presets import resolve
 from hare_tortoise.rl.config import RLConfig
 from hare_tortoise.rl.loop import train_rl
 from hare_tortoise.runs import RunStore
@@ -42,6 +43,8 @@ def test_resume_continues_from_the_last_checkpoint_without_repeating_rows(tmp_pa
     summary = train_rl(config, tmp_path, progress=False)
     assert [r["step"] for r in store.rows()] == [100, 200, 300, 400, 400]
     assert all("note" not in r for r in store.rows())
+    # the method's counters are part of its checkpoint: a reset every 100 updates, counted across the resume
+    assert [r["method/resets"] for r in store.rows()] == [0, 1, 2, 3, 3]
     assert summary["final"]["step"] == 400 and store.load_checkpoint()["updates"] == 300
 
 

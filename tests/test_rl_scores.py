@@ -60,7 +60,7 @@ def test_aggregate_table_gives_every_estimate_with_its_interval():
     assert set(table) == {"iqm", "median", "mean", "optimality_gap"}
     for name, (point, low, high) in table.items():
         assert low <= point <= high, name
-    assert table["mean"][0] == pytest.approx(0.701, abs=5e-4)  # RL.md: SPR, first 10 runs
+    assert table["mean"][0] == pytest.approx(0.701, abs=5e-4)  # rliable's colab: SPR, first 10 runs
 
 
 def test_every_atari_game_is_found_under_its_score_table_name():

@@ -9,34 +9,14 @@ import pathlib
 import sys
 
 from . import data, methods, presets
-from .config import Config, ConfigError, apply_overrides
+from .config import ConfigError
 from .data import streams
 from .data.dataset import DataError
 from .nn import models
-from .rl.config import RLConfig, game_id
+from .presets import resolve
+from .rl.config import RLConfig
 
 EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
-
-
-def resolve(preset_name: str, method: str | None, seed: int | None, data_dir: str | None,
-            overrides: list[str], env: str | None = None):
-    """Preset, then the chosen method with the preset's settings for it, then seed, data dir (or RL game) and
-    overrides. Returns a Config, or an RLConfig for RL presets."""
-    preset = presets.get(preset_name)
-    chosen = [o.partition("=")[2] for o in overrides if o.startswith("method=")]
-    method = chosen[-1] if chosen else (method or preset.config.get("method", "base"))
-    if method not in methods.available():
-        raise ConfigError(f"unknown method {method!r}; available: {', '.join(methods.available())}")
-    kind = RLConfig if preset.kind == "rl" else Config
-    if env is not None and preset.kind != "rl":
-        raise ConfigError(f"--env picks the game of an RL preset; {preset_name} is not one")
-    config = kind(**{**preset.config, "method": method, "method_settings": dict(preset.method_defaults.get(method, {}))})
-    if preset.kind == "rl":
-        place = (("seed", seed), ("game", None if env is None else game_id(config.env, env)))
-    else:
-        place = (("seed", seed), ("data_dir", data_dir))
-    config = dataclasses.replace(config, **{k: v for k, v in place if v is not None})
-    return apply_overrides(config, [o for o in overrides if not o.startswith("method=")]).validate()
 
 
 def cmd_run(args) -> int:

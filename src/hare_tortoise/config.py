@@ -38,7 +38,7 @@ class JsonConfig:
 
 @dataclasses.dataclass
 class Config(JsonConfig):
-    """Everything one run needs. Defaults are the paper's CIFAR-10 training settings (PAPER.md section 2)."""
+    """Everything one run needs. Defaults are the paper's CIFAR-10 training settings (docs/METHODS.md)."""
 
     # data
     dataset: str = "mnist1d"            # one of `hare-tortoise list datasets`
@@ -48,7 +48,7 @@ class Config(JsonConfig):
     augment: bool = False               # random crop (4-pixel padding) and horizontal flip, images only
     # protocol
     protocol: str = "warm_start"        # cold, warm_start, ash_adams, continual, permuted_inputs, shuffled_labels
-    epochs: int = 100                   # B: the cold-start budget; phases derive theirs from it (PAPER.md section 3)
+    epochs: int = 100                   # B: the cold-start budget; phases derive theirs from it (docs/METHODS.md)
     warm_fraction: float = 0.1          # warm_start / ash_adams: share of the training set in phase 1
     warm_noise: float = 0.5             # warm_start: share of phase-1 labels replaced by a different class
     chunks: int = 10                    # continual: number of chunks

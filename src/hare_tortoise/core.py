@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .flat import FlatTensors
-from .tensors import split_buffers, unwrap
+from .tensors import unwrap
 
 
 def check_momentum(momentum: float) -> None:
@@ -23,23 +23,30 @@ def check_momentum(momentum: float) -> None:
         raise ValueError(f"momentum must be in [0, 1) (the paper uses 0.999), got {momentum!r}")
 
 
-class HareTortoise:
+class HareTortoise(nn.Module):
     """A Hare (the trained network) and its Tortoise (an EMA of it), with periodic resets of the Hare.
 
     ```python
     ht = HareTortoise(model, momentum=0.999, reset_every=None)
     ...; optimizer.step(); ht.step()   # tortoise <- m * tortoise + (1 - m) * hare; reset every `reset_every`
-    accuracy(ht.tortoise)              # the Tortoise is the network the paper evaluates
+    accuracy(ht.tortoise)              # the Tortoise is the network the paper evaluates (also `ht(x)`)
     ```
 
-    Differences from the paper's public code, on purpose (PAPER.md section 6): integer buffers such as
+    A well-behaved module: the Tortoise is its submodule, so `ht.to(device)`, `ht.double()` and a parent module
+    that holds `ht` move, cast and save it (`state_dict()` holds the Tortoise and the update counter). The Hare
+    stays the caller's model, an ordinary one: it is not a submodule (the caller saves and moves it), and the
+    constructor leaves its tensors where they are. After the user moves or casts either network, the next update
+    checks that the two still match and gives the closed-form result, or raises a ValueError that says what to
+    move. (Replacing a submodule of the Hare after construction is not seen: build a new HareTortoise then.)
+
+    Differences from the paper's public code, on purpose (docs/METHODS.md): integer buffers such as
     `num_batches_tracked` are copied, never averaged or cast to float; a reset copies values, so the two networks
     never share storage.
 
-    The averaged tensors of each network (parameters, and BN statistics with `buffers="ema"`) live in one
-    contiguous buffer, so that an update is one lerp rather than a kernel per tensor: the constructor moves the
-    hare's into one, in place (same Parameter objects, same values). Moving the model afterwards (`.to(...)`)
-    detaches them again; the update then falls back to per-tensor ops, with the same result.
+    `share_storage=True` is for a loop that owns the model and will not move, cast or save parts of it (this
+    library's trainers): the constructor then moves the averaged tensors of each network into one contiguous
+    buffer, in place (same Parameter objects, same values), so that an update is one lerp instead of a kernel per
+    tensor (benchmarks/README.md). If they are moved anyway, updates fall back to per-tensor ops, same result.
 
     Weights held in bfloat16 lose small EMA increments to rounding (8 mantissa bits against (1 - m) = 1e-3): keep
     float32 weights and use bf16 autocast, as the training loop of this library does.
@@ -51,44 +58,71 @@ class HareTortoise:
         momentum: float = 0.999,                  # m in tortoise <- m * tortoise + (1 - m) * hare; the paper's 0.999
         reset_every: int | None = None,           # step(): reset the hare every this many updates; None: never
         buffers: Literal["ema", "copy"] = "ema",  # floating buffers (BN statistics): averaged as in the paper, or copied
+        share_storage: bool = False,              # lay each network's averaged tensors in one buffer (see above)
     ):
+        super().__init__()
         check_momentum(momentum)
         if reset_every is not None and (isinstance(reset_every, bool) or not isinstance(reset_every, int) or reset_every < 1):
             raise ValueError(f"reset_every must be an integer >= 1 (updates between resets) or None, got {reset_every!r}")
         if buffers not in ("ema", "copy"):
             raise ValueError(f"buffers must be 'ema' (average BN statistics, as the paper) or 'copy', got {buffers!r}")
-        self.hare = unwrap(hare)
-        if not any(True for _ in self.hare.parameters()):
-            raise ValueError(f"the hare must have parameters to average; {type(self.hare).__name__} has none")
+        hare = unwrap(hare)
+        if not any(True for _ in hare.parameters()):
+            raise ValueError(f"the hare must have parameters to average; {type(hare).__name__} has none")
+        object.__setattr__(self, "hare", hare)  # not a submodule: the caller's model stays the caller's
         self.momentum = momentum
         self.reset_every = reset_every
         self.buffers = buffers
-        self.tortoise = copy.deepcopy(self.hare).requires_grad_(False).eval()
+        self.tortoise = copy.deepcopy(hare).requires_grad_(False).eval()
         self.num_updates = 0
-        self._pairs = self._tensor_lists()
-        tortoise, hare = self._pairs["average"]
+        self._collect()
+        tortoise, hare_tensors = self._pairs["average"]
         # one op over two buffers pairs their elements only if every tensor has the same shape and strides in both
-        same_layout = all(t.shape == h.shape and t.stride() == h.stride() for t, h in zip(tortoise, hare))
-        self._flat = (FlatTensors(tortoise), FlatTensors(hare)) if same_layout else None
+        same_layout = all(t.shape == h.shape and t.stride() == h.stride() for t, h in zip(tortoise, hare_tensors))
+        self._flat = (FlatTensors(tortoise), FlatTensors(hare_tensors)) if share_storage and same_layout else None
+        self._addresses = self._current_addresses()
 
-    def _tensor_lists(self) -> dict[str, tuple[list[torch.Tensor], list[torch.Tensor]]]:
-        """(tortoise, hare) tensor lists, built once: 'average' gets the EMA, 'copy' is copied on update."""
-        hare_params, tortoise_params = list(self.hare.parameters()), list(self.tortoise.parameters())
-        hare_float, hare_other = split_buffers(self.hare)
-        tortoise_float, tortoise_other = split_buffers(self.tortoise)
-        if self.buffers == "ema":
-            average = (tortoise_params + tortoise_float, hare_params + hare_float)
-            copied = (tortoise_other, hare_other)
-        else:
-            average = (tortoise_params, hare_params)
-            copied = (tortoise_float + tortoise_other, hare_float + hare_other)
-        return {"average": average, "copy": copied}
+    def _collect(self) -> None:
+        """(tortoise, hare) tensor lists: 'average' gets the EMA, 'copy' is copied on update; and where each lives."""
+        pairs = {"average": ([], []), "copy": ([], [])}
+        for (_, t), (_, h) in zip(_named_tensors(self.tortoise), _named_tensors(self.hare)):
+            kind = "average" if isinstance(h, nn.Parameter) or (h.is_floating_point() and self.buffers == "ema") else "copy"
+            pairs[kind][0].append(t)
+            pairs[kind][1].append(h)
+        self._pairs = pairs
+        self._slots = [slot for network in (self.tortoise, self.hare) for slot in _tables(network)]
+
+    def _current_addresses(self) -> list[int]:
+        """Where each tensor of both networks is now, read through the modules' own tables: a cast or move either
+        re-points a tensor (a new address) or puts a new one in the table (`.to("meta")`, `load_state_dict(assign=True)`)."""
+        return [table[key].data_ptr() for table, key in self._slots]
+
+    def _check_layout(self) -> None:
+        """Follow a move or cast of either network since the last update (any tensor at a new address): collect the
+        tensors again and check that they still pair up, or raise a ValueError that names the first that does not."""
+        if self._current_addresses() == self._addresses:
+            return
+        tortoise, hare = list(_named_tensors(self.tortoise)), list(_named_tensors(self.hare))
+        if [n for n, _ in tortoise] != [n for n, _ in hare]:
+            raise ValueError("the hare's parameters and buffers are no longer those of the tortoise (a submodule was "
+                             "replaced or added after HareTortoise was built): build a new HareTortoise")
+        for (name, t), (_, h) in zip(tortoise, hare):
+            if (t.shape, t.dtype, t.device) != (h.shape, h.dtype, h.device):
+                raise ValueError(
+                    f"the hare's {name} is now {h.dtype} of shape {tuple(h.shape)} on {h.device}, the tortoise's "
+                    f"{t.dtype} of shape {tuple(t.shape)} on {t.device}: move or cast the HareTortoise with the model "
+                    "(ht.to(...), or hold it in the same parent module), or build it after moving the model")
+        self._collect()
+        if self._flat is not None and not (self._flat[0].intact() and self._flat[1].intact()):
+            self._flat = None  # the tensors left their buffers: per-tensor ops from now on
+        self._addresses = self._current_addresses()
 
     def update(self) -> None:
-        """tortoise <- momentum * tortoise + (1 - momentum) * hare, one op over each buffer; call after each optimizer step."""
+        """tortoise <- momentum * tortoise + (1 - momentum) * hare; call after each optimizer step."""
+        self._check_layout()
         # no autograd to switch off on the hot path (a few us, much of a small model's update): the buffers and the
         # copied tensors (module buffers) do not require grad; the hare's Parameters, used as such below, do
-        if self._flat_intact():
+        if self._flat is not None:
             self._flat[0].buffer.lerp_(self._flat[1].buffer, 1.0 - self.momentum)
         else:
             with torch.no_grad():
@@ -105,17 +139,14 @@ class HareTortoise:
         The hare keeps its Parameter objects, so an optimizer built on them keeps working, and keeps its state
         (the paper keeps the AdamW moments at these resets).
         """
-        if self._flat_intact():
+        self._check_layout()
+        if self._flat is not None:
             self._flat[1].buffer.copy_(self._flat[0].buffer)
         else:
             torch._foreach_copy_(self._pairs["average"][1], self._pairs["average"][0])
         tortoise, hare = self._pairs["copy"]
         if hare:
             torch._foreach_copy_(hare, tortoise)
-
-    def _flat_intact(self) -> bool:
-        """Whether both networks' averaged tensors still lie in their buffers, so that one op updates them all."""
-        return self._flat is not None and self._flat[0].intact() and self._flat[1].intact()
 
     def step(self) -> bool:
         """update(), then reset_hare() every `reset_every` updates. Returns whether the hare was reset."""
@@ -125,17 +156,40 @@ class HareTortoise:
             return True
         return False
 
-    def state_dict(self) -> dict:
-        """The tortoise's weights and the update counter (the hare is the caller's model: save it yourself)."""
-        return {"tortoise": self.tortoise.state_dict(), "num_updates": self.num_updates}
+    def forward(self, *args, **kwargs):
+        """The Tortoise's output: the network the paper evaluates."""
+        return self.tortoise(*args, **kwargs)
 
-    def load_state_dict(self, state: dict) -> None:
-        """Restore what `state_dict()` returned, values copied into the existing tortoise tensors."""
-        self.tortoise.load_state_dict(state["tortoise"])
+    def train(self, mode: bool = True) -> "HareTortoise":
+        """The Tortoise stays in eval mode (its BN statistics come from the Hare, never from its own forwards), so a
+        parent module's `.train()` leaves it alone."""
+        self.training = mode
+        return self
+
+    def get_extra_state(self) -> dict:
+        return {"num_updates": self.num_updates}
+
+    def set_extra_state(self, state: dict) -> None:
         self.num_updates = int(state["num_updates"])
 
-    def __repr__(self) -> str:
-        return (
-            f"HareTortoise({type(self.hare).__name__}, momentum={self.momentum}, reset_every={self.reset_every}, "
-            f"buffers={self.buffers!r}, num_updates={self.num_updates})"
-        )
+    def extra_repr(self) -> str:
+        return (f"hare={type(self.hare).__name__}, momentum={self.momentum}, reset_every={self.reset_every}, "
+                f"buffers={self.buffers!r}, num_updates={self.num_updates}")
+
+
+def _named_tensors(model: nn.Module):
+    """(name, tensor) for every parameter and buffer, as `state_dict` names them (parameters first)."""
+    yield from model.named_parameters()
+    yield from model.named_buffers()
+
+
+def _tables(model: nn.Module) -> list[tuple[dict, str]]:
+    """(the module's own table, key) of every tensor, in `_named_tensors` order: where a cast or move puts the new one."""
+    slots, seen = [], set()
+    for table in ("_parameters", "_buffers"):
+        for module in model.modules():
+            for key, tensor in getattr(module, table).items():
+                if tensor is not None and id(tensor) not in seen:
+                    seen.add(id(tensor))
+                    slots.append((getattr(module, table), key))
+    return slots

@@ -14,7 +14,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .tensors import buffers_preserved, global_norm, unwrap
-from .tracing import ACTIVATIONS, outputs_index, trace, unit_dim
+from .nn.layers import CReLU
+from .tracing import ACTIVATIONS, Call, outputs_index, trace, unit_dim
+
+# whose outputs the unit metrics measure: activations, and CReLU (each of its halves a unit; none can be dead)
+UNIT_LAYERS = (*ACTIVATIONS, CReLU)
 
 
 def _singular_values(features: torch.Tensor) -> torch.Tensor:
@@ -96,6 +100,17 @@ def gradient_norm(model: nn.Module) -> float:
     return float(global_norm([p.grad.detach() for p in unwrap(model).parameters() if p.grad is not None]))
 
 
+def activation_calls(model: nn.Module, calls: list[Call]) -> list[Call]:
+    """The activations of a traced forward pass of `model`, or a ValueError if there are none: the unit metrics
+    (dormant and zero-activation fractions) would be missing without a word."""
+    found = [call for call in calls if isinstance(call.module, UNIT_LAYERS)]
+    if not found:
+        raise ValueError(f"no activation was seen in a forward pass of {type(unwrap(model)).__name__}: the dormant and "
+                         "zero-activation fractions need activation modules (nn.ReLU, nn.GELU, ...) or functional "
+                         "activations (F.relu, torch.relu, x.relu(), F.gelu, ...)")
+    return found
+
+
 def plasticity_metrics(
     model: nn.Module,
     inputs: torch.Tensor,                       # a probe batch
@@ -107,26 +122,26 @@ def plasticity_metrics(
     """Every metric of this module on one probe batch, as a flat dict of named floats.
 
     Features for the rank metrics are the input of the last Linear layer called (the penultimate representation).
-    Unit metrics are reported per activation layer (`dormant_fraction/<layer>`) and over all units of all
-    activation layers together (`dormant_fraction`). Buffers and `.grad` are left untouched.
+    Unit metrics are reported per activation layer (`dormant_fraction/<layer>`, functional activations named after
+    the layer they follow, e.g. `fc1.relu`) and over all units of all activation layers together
+    (`dormant_fraction`); a model in which no activation is seen is a ValueError. Buffers and `.grad` are left
+    untouched.
     """
     model = unwrap(model)
     calls = trace(model, inputs)
     by_output = outputs_index(calls)
     result: dict[str, float] = {}
     dormant, zero, units, entries = 0.0, 0.0, 0, 0
-    for call in calls:
-        if isinstance(call.module, ACTIVATIONS):
-            dim = unit_dim(call, by_output)
-            n_units, n_entries = call.output.shape[dim], call.output.numel()
-            result[f"dormant_fraction/{call.name}"] = dormant_fraction(call.output, tau, dim)
-            result[f"zero_activation_fraction/{call.name}"] = zero_activation_fraction(call.output)
-            dormant += result[f"dormant_fraction/{call.name}"] * n_units
-            zero += result[f"zero_activation_fraction/{call.name}"] * n_entries
-            units, entries = units + n_units, entries + n_entries
-    if units:
-        result["dormant_fraction"] = dormant / units
-        result["zero_activation_fraction"] = zero / entries
+    for call in activation_calls(model, calls):
+        dim = unit_dim(call, by_output)
+        n_units, n_entries = call.output.shape[dim], call.output.numel()
+        result[f"dormant_fraction/{call.name}"] = dormant_fraction(call.output, tau, dim)
+        result[f"zero_activation_fraction/{call.name}"] = zero_activation_fraction(call.output)
+        dormant += result[f"dormant_fraction/{call.name}"] * n_units
+        zero += result[f"zero_activation_fraction/{call.name}"] * n_entries
+        units, entries = units + n_units, entries + n_entries
+    result["dormant_fraction"] = dormant / units
+    result["zero_activation_fraction"] = zero / entries
     linear_calls = [call for call in calls if isinstance(call.module, nn.Linear)]
     if linear_calls:
         features = linear_calls[-1].input.flatten(1)

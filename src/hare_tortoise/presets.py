@@ -1,4 +1,5 @@
-"""Named experiment settings: the paper's (CIFAR-10, CIFAR-100, Tiny-ImageNet) and ones this machine can run.
+"""Named experiment settings: the paper's (CIFAR-10, CIFAR-100, Tiny-ImageNet) and ones this machine can run, and
+their resolution into one run's config (`resolve`: preset, method, seed, overrides), shared by `run` and `sweep`.
 
 H&T's momentum and reset interval are counted in optimizer steps, so on smaller data they must be rescaled.
 On CIFAR-10 phase 2 the paper resets every 10 epochs x 196 steps = 1,960 steps with an EMA time constant
@@ -9,6 +10,10 @@ m = 0.999 onto a 63-steps-per-epoch dataset would leave the Tortoise far behind 
 from __future__ import annotations
 
 import dataclasses
+
+from . import methods
+from .config import Config, ConfigError, apply_overrides
+from .rl.config import RLConfig, game_id
 
 PAPER_EMA_STEPS = 1 / (1 - 0.999)   # 1,000 steps
 PAPER_RESET_STEPS = 10 * 196        # 10 epochs of CIFAR-10 (50,000 / 256 steps)
@@ -39,7 +44,7 @@ def _averaging(momentum: float, reset_every_epochs: int | None = None, crelu_sco
     return settings
 
 
-PAPER_SETTINGS = {  # PAPER.md section 2
+PAPER_SETTINGS = {  # the paper's models and optimiser settings (docs/METHODS.md)
     "cifar10": ({"dataset": "cifar10", "model": "resnet18", "lr": 1e-3, "weight_decay": 1e-3}, "ResNet-18"),
     "cifar100": ({"dataset": "cifar100", "model": "vit_tiny", "lr": 3e-3, "weight_decay": 0.05}, "ViT-Tiny"),
     "tiny_imagenet": ({"dataset": "tiny_imagenet", "model": "vgg16", "lr": 1e-3, "weight_decay": 1e-3}, "VGG-16"),
@@ -83,7 +88,7 @@ for name, config, what, measured in [
      "cold start with augmentation, with an evaluation-only EMA shadow", ""),
     ("mnist1d-continual", {**MNIST1D, "protocol": "continual", "epochs": 20}, "continual, 10 chunks of 20 epochs", ""),
     ("mnist1d-continual-aug", {**MNIST1D, "protocol": "continual", "epochs": 20, "augment": True},
-     "continual with augmentation, as the paper runs it (PAPER.md section 3)", ""),
+     "continual with augmentation, as the paper runs it (docs/METHODS.md)", ""),
 ]:
     PRESETS[name] = Preset(name, f"this machine: MNIST-1D / MLP 40-256-256-10, {what}", config,
                            _averaging(0.995, 5, crelu_scope="all"), measured)
@@ -104,11 +109,11 @@ PRESETS["smoke"] = Preset(
     "smoke", "seconds: tiny MNIST-1D warm start for the tests",
     {"dataset": "mnist1d", "train_size": 200, "test_size": 100, "model": "mlp", "width": 32, "protocol": "warm_start",
      "epochs": 2, "batch_size": 32, "probe_size": 64, "lr": 1e-2},
-    _averaging(0.9, 2, crelu_scope="all"))
+    {**_averaging(0.9, 2, crelu_scope="all"), "reset": {"every_steps": 10}})  # 34 steps: the RL reset acts 3 times
 
 
 # RL: the Tortoise is the bootstrap target. m = 0.995 is BBF's target EMA (tau 0.005); a reset every 20,000
-# updates is BBF's reset period. Our choice: the paper's agent settings are not available (PAPER.md 5.6).
+# updates is BBF's reset period. Our choice: the paper's agent settings are not public (docs/RL.md).
 # Shrink & Perturb as BBF: halfway toward a fresh initialisation, every 20,000 updates.
 RL_METHODS = {"hare_tortoise": {"momentum": 0.995, "reset_every_epochs": None, "reset_every_steps": 20_000},
               "ema": {"momentum": 0.995}, "self_distill": {"momentum": 0.995},
@@ -129,12 +134,13 @@ PRESETS["atari100k-drq"] = Preset(
     "100 evaluation episodes", {"env": "atari100k", "game": "pong", "agent": "drq_eps", "steps": 100_000,
                                 "eval_episodes": 100}, RL_METHODS, kind="rl")
 PRESETS["rl-smoke"] = Preset(
-    "rl-smoke", "seconds: MinAtar breakout, 300 agent steps, for the tests",
-    {"steps": 300, "eval_episodes": 2, "log_every": 100, "checkpoint_every": 100, "max_episode_steps": 200,
-     "agent_settings": {"replay_start": 100, "target_update": 50, "replay_capacity": 1000}},
+    "rl-smoke", "seconds: MinAtar breakout, 300 agent steps (3 epochs of 100), for the tests",
+    {"steps": 300, "epoch_steps": 100, "eval_episodes": 2, "log_every": 100, "checkpoint_every": 100,
+     "max_episode_steps": 200, "agent_settings": {"replay_start": 100, "target_update": 50, "replay_capacity": 1000}},
     {**RL_METHODS, "hare_tortoise": {**RL_METHODS["hare_tortoise"], "reset_every_steps": 100},
-     "redo": {"every_epochs": None, "every_steps": 50}, "reset": {"every_steps": 50},
-     "shrink_perturb": {**RL_METHODS["shrink_perturb"], "every_steps": 50}}, kind="rl")
+     "redo": {"every_epochs": None, "every_steps": 50},
+     **{name: {**RL_METHODS.get(name, {}), "every_steps": 50}
+        for name in ("reset", "shrink_perturb", "shrink_perturb_noise", "head_reset", "full_reset")}}, kind="rl")
 
 
 def available() -> list[str]:
@@ -142,7 +148,7 @@ def available() -> list[str]:
 
 
 def paper_scale() -> list[str]:
-    """The presets at the paper's scale: every paper dataset (PAPER.md section 2) under every paper protocol."""
+    """The presets at the paper's scale: every paper dataset (docs/METHODS.md) under every paper protocol."""
     return sorted(f"{dataset}-{suffix}" for dataset in PAPER_SETTINGS for suffix in PAPER_PROTOCOLS)
 
 
@@ -172,3 +178,24 @@ def training_images(preset: Preset) -> int:
     settings = {k: getattr(config, k) for name in streams.PROTOCOLS for k in streams.options(name)}
     phases = streams.build(config.protocol, torch.zeros(samples, dtype=torch.long), 10, 1, config.epochs, 0, **settings)
     return sum(len(phase.indices) * phase.epochs for phase in phases)
+
+
+def resolve(preset_name: str, method: str | None, seed: int | None, data_dir: str | None,
+            overrides: list[str], env: str | None = None):
+    """Preset, then the chosen method with the preset's settings for it, then seed, data dir (or RL game) and
+    overrides. Returns a Config, or an RLConfig for RL presets."""
+    preset = get(preset_name)
+    chosen = [o.partition("=")[2] for o in overrides if o.startswith("method=")]
+    method = chosen[-1] if chosen else (method or preset.config.get("method", "base"))
+    if method not in methods.available():
+        raise ConfigError(f"unknown method {method!r}; available: {', '.join(methods.available())}")
+    kind = RLConfig if preset.kind == "rl" else Config
+    if env is not None and preset.kind != "rl":
+        raise ConfigError(f"--env picks the game of an RL preset; {preset_name} is not one")
+    config = kind(**{**preset.config, "method": method, "method_settings": dict(preset.method_defaults.get(method, {}))})
+    if preset.kind == "rl":
+        place = (("seed", seed), ("game", None if env is None else game_id(config.env, env)))
+    else:
+        place = (("seed", seed), ("data_dir", data_dir))
+    config = dataclasses.replace(config, **{k: v for k, v in place if v is not None})
+    return apply_overrides(config, [o for o in overrides if not o.startswith("method=")]).validate()

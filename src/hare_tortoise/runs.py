@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+from typing import Callable
 
 import torch
 
@@ -27,6 +28,11 @@ def atomic_write(path: pathlib.Path, write) -> None:
     with open(partial, "wb") as file:
         write(file)
     os.replace(partial, path)
+
+
+def counter_fields(method) -> dict[str, int]:
+    """A method's counters as metrics-row fields, `method/<counter>` (resets, recycled units, ...)."""
+    return {f"method/{name}": value for name, value in method.counts.items()}
 
 
 class RunStore:
@@ -82,10 +88,10 @@ class RunStore:
                 break
         return rows
 
-    def keep_rows_until(self, position: tuple, key: tuple[str, ...] = ("phase", "epoch")) -> None:
-        """Drop the rows written after the checkpoint at `position` (compared on the row fields `key`), so a
-        resumed run repeats none."""
-        kept = [r for r in self.rows() if tuple(r[k] for k in key) <= tuple(position)]
+    def keep_rows(self, keep: Callable[[dict], bool]) -> None:
+        """Drop the rows for which `keep(row)` is false (those written after the checkpoint a run resumes from), so
+        a resumed run repeats none."""
+        kept = [r for r in self.rows() if keep(r)]
         atomic_write(self.metrics_path, lambda f: f.write("".join(json.dumps(r) + "\n" for r in kept).encode()))
 
     def clear_rows(self) -> None:
@@ -120,7 +126,7 @@ class ReadOnlyRunStore(RunStore):
     def clear_rows(self) -> None:
         pass
 
-    def keep_rows_until(self, position: tuple, key: tuple[str, ...] = ("phase", "epoch")) -> None:
+    def keep_rows(self, keep: Callable[[dict], bool]) -> None:
         pass
 
     def save_checkpoint(self, state: dict) -> None:

@@ -81,7 +81,6 @@ def grid(preset: str, methods: list[str], seeds: list[int], overrides: list[str]
     `hare-tortoise run` would check it, so bad input stops the sweep before anything runs.
 
     A run's directory is OUT/[GAME/]METHOD/[KEY=VALUE,...]/seedN, naming only the keys that vary."""
-    from .cli import resolve  # the CLI's own resolution: a sweep run is exactly a `run`
 
     axes = []
     for override in overrides:
@@ -95,7 +94,7 @@ def grid(preset: str, methods: list[str], seeds: list[int], overrides: list[str]
         varying = ",".join(f"{k}={v}" for (k, v), axis in zip(chosen, axes) if len(axis) > 1)
         for seed in seeds:
             pairs = tuple(f"{k}={v}" for k, v in chosen)
-            resolve(preset, method, seed, data_dir, list(pairs), game)
+            presets.resolve(preset, method, seed, data_dir, list(pairs), game)
             name = "/".join(part for part in (game, method, varying, f"seed{seed}") if part)
             specs.append(RunSpec(preset, method, seed, game, pairs, str(root / name), name, data_dir))
     return specs

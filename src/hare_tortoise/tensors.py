@@ -83,3 +83,14 @@ def buffers_preserved(model: nn.Module):
     finally:
         if buffers:
             torch._foreach_copy_(buffers, saved)
+
+
+@contextlib.contextmanager
+def evaluating(model: nn.Module):
+    """The model in eval mode inside, its own mode restored on exit."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)

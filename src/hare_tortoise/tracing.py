@@ -1,11 +1,19 @@
-"""Record which leaf module ran on which tensors during one forward pass (for ReDo and the metrics)."""
+"""Record which leaf module, or functional activation, ran on which tensors during one forward pass (for ReDo and
+the metrics).
+
+Models written as `x = F.relu(self.fc1(x))` have no activation module to hook: a torch-function mode sees those
+calls (`F.relu`, `torch.relu`, `x.relu()`, ... and the reshapes between layers, `x.flatten(1)`, `x.view(...)`) and
+records each as a call of a stand-in module of the same kind, named after the layer whose output it took.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from .tensors import buffers_preserved, unwrap
 
@@ -20,24 +28,62 @@ class Call:
     output: torch.Tensor
 
 
+# functions that stand for a module of this kind when a model calls them outside any leaf module
+FUNCTIONAL = {
+    **dict.fromkeys((F.relu, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_), nn.ReLU),
+    F.leaky_relu: nn.LeakyReLU,
+    F.gelu: nn.GELU, F.silu: nn.SiLU, F.elu: nn.ELU,
+    **dict.fromkeys((torch.flatten, torch.Tensor.flatten, torch.Tensor.view, torch.Tensor.reshape, torch.reshape),
+                    nn.Flatten),
+    F.dropout: nn.Dropout,
+}
+
+
+class _FunctionalCalls(TorchFunctionMode):
+    """Records the FUNCTIONAL calls made outside leaf modules (inside one, the module's own call is recorded)."""
+
+    def __init__(self, calls: list[Call], names: dict[int, str]):
+        super().__init__()
+        self.calls, self.names, self.inside_leaf = calls, names, 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        output = func(*args, **(kwargs or {}))
+        kind = FUNCTIONAL.get(func)
+        if (kind is not None and not self.inside_leaf and args and isinstance(args[0], torch.Tensor)
+                and isinstance(output, torch.Tensor)):
+            source = self.names.get(id(args[0]), "input")
+            name = f"{source}.{getattr(func, '__name__', kind.__name__.lower())}"
+            self.calls.append(Call(name, kind(), args[0], output))
+            self.names.setdefault(id(output), name)
+        return output
+
+
 @torch.no_grad()
 def trace(model: nn.Module, inputs: torch.Tensor) -> list[Call]:
-    """Run `model(inputs)` without gradients and return the leaf-module calls in execution order.
+    """Run `model(inputs)` without gradients and return the leaf-module calls, and the functional activations and
+    reshapes called outside leaf modules, in execution order.
 
     Buffers (BatchNorm statistics) are restored afterwards, so tracing leaves no trace in the model. Tensors are
     kept by identity: `a.output is b.input` means b consumed exactly what a produced.
     """
     model = unwrap(model)
     calls: list[Call] = []
+    names: dict[int, str] = {}  # output tensor id -> the name of the call that made it
+    mode = _FunctionalCalls(calls, names)
     handles = []
     for name, module in model.named_modules():
         if next(module.children(), None) is None:
-            def hook(module, args, output, name=name):
+            def enter(module, args):
+                mode.inside_leaf += 1
+
+            def leave(module, args, output, name=name):
+                mode.inside_leaf -= 1
                 if args and isinstance(args[0], torch.Tensor) and isinstance(output, torch.Tensor):
                     calls.append(Call(name, module, args[0], output))
-            handles.append(module.register_forward_hook(hook))
+                    names.setdefault(id(output), name)
+            handles += [module.register_forward_pre_hook(enter), module.register_forward_hook(leave)]
     try:
-        with buffers_preserved(model):
+        with buffers_preserved(model), mode:
             model(inputs)
     finally:
         for handle in handles:

@@ -1,9 +1,11 @@
 """The one supervised training loop: phases x epochs x batches, calling the method's hooks; resumable.
 
 Per phase a fresh AdamW (betas 0.9/0.999, eps 1e-8) with a linear warm-up over the first `warmup_fraction` of the
-phase's steps, then a constant learning rate, and global gradient-norm clipping (PAPER.md section 2). After each
-epoch: the method's epoch hook, then evaluation of the trained network and of the network the method reports
-(and of the EMA shadow, if any), then a metrics row and a checkpoint. Losses and accuracies are accumulated on
+phase's steps, then a constant learning rate, and global gradient-norm clipping (the paper's recipe,
+docs/METHODS.md). Before the run the method sees the phases and steps it will get (`check_loop`), and a method that
+would never act is refused before anything is written. After each epoch: the method's epoch hook, then evaluation of
+the trained network and of the network the method reports (and of the EMA shadow, if any), then a metrics row (with
+the method's counters) and a checkpoint. Losses and accuracies are accumulated on
 the device and read once per epoch.
 """
 
@@ -24,10 +26,12 @@ from .core import HareTortoise
 from .data import streams
 from .data.batches import Inputs, shuffled_batches
 from .distributed import World
-from .metrics import plasticity_metrics
+from .metrics import activation_calls, plasticity_metrics
 from .nn import models
-from .runs import ReadOnlyRunStore, RunStore
-from .tensors import clip_gradients, snapshot
+from .optim import adamw
+from .runs import ReadOnlyRunStore, RunStore, counter_fields
+from .tensors import clip_gradients, evaluating, snapshot
+from .tracing import trace
 
 
 class TrainingDiverged(RuntimeError):
@@ -82,12 +86,10 @@ def evaluation_batch(model: torch.nn.Module, one_input: torch.Tensor, training_b
             largest = max(largest, output.numel() * output.element_size())
 
     handles = [module.register_forward_hook(note) for module in model.modules()]
-    was_training = model.training
     try:
-        model.eval()
-        model(one_input)
+        with evaluating(model):
+            model(one_input)
     finally:
-        model.train(was_training)
         for handle in handles:
             handle.remove()
     return max(training_batch, min(EVAL_BATCH, EVAL_ACTIVATION_BYTES // max(largest, 1)))
@@ -97,14 +99,11 @@ def evaluation_batch(model: torch.nn.Module, one_input: torch.Tensor, training_b
 def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, inputs: Inputs, batch_size: int = EVAL_BATCH,
              bf16: bool = True) -> float:
     """Top-1 accuracy of `model` in eval mode (its mode is restored afterwards); `bf16`: autocast on CUDA."""
-    was_training = model.training
-    model.eval()
     correct = torch.zeros((), dtype=torch.long, device=y.device)
-    with _autocast(y.device, bf16):
+    with _autocast(y.device, bf16), evaluating(model):
         for start in range(0, len(y), batch_size):
             logits = model(inputs(x[start:start + batch_size]))
             correct += (logits.argmax(1) == y[start:start + batch_size]).sum()
-    model.train(was_training)
     return correct.item() / len(y)
 
 
@@ -117,15 +116,6 @@ def _autocast(device: torch.device, bf16: bool):
 
 def _epoch_seed(seed: int, phase: int, epoch: int) -> int:
     return (seed * 1_000_003 + phase * 10_007 + epoch) % (2**63)
-
-
-def adamw(parameters, lr: float, weight_decay: float, overrides: dict | None = None) -> torch.optim.AdamW:
-    """The recipe's AdamW (betas 0.9/0.999, eps 1e-8; PAPER.md section 2), one foreach update over all tensors
-    (torch picks foreach by itself only on CUDA). `overrides` are a method's own settings (e.g. L2 sets the weight
-    decay). torch's fused kernel is faster on CPU (benchmarks/README.md) but changes every run's numbers in the last
-    bits, so switching to it means re-running the recorded results (README, docs/REPRODUCTION.md) with it."""
-    settings = {"lr": lr, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": weight_decay, "foreach": True}
-    return torch.optim.AdamW(parameters, **{**settings, **(overrides or {})})
 
 
 class Trainer:
@@ -152,6 +142,9 @@ class Trainer:
 
         torch.manual_seed(config.seed)
         self.method = methods.create(config.method, **config.method_settings)
+        self.method.check_loop(methods.Loop(
+            f"protocol {config.protocol!r}", phase_epochs=tuple(p.epochs for p in self.phases),
+            steps=sum(math.ceil(len(p.indices) / config.batch_size) * p.epochs for p in self.phases), owns_model=True))
         model = models.build(config.model, dataset.input_shape, dataset.num_classes, config.width, config.norm,
                              config.activation)
         self.model = self.method.prepare_model(model).to(self.device)
@@ -162,7 +155,12 @@ class Trainer:
         # before the method's hooks (ReDo's see every forward)
         self.eval_batch = evaluation_batch(self.model, self.eval_inputs(self.data.x_test[:1]), config.batch_size)
         self.method.attach(self.model)
-        self.shadow = HareTortoise(self.model, config.ema_shadow) if config.ema_shadow is not None else None
+        with evaluating(self.model):  # checks before the run; in eval mode, so that no dropout draws random numbers
+            example = self.eval_inputs(self.data.x_test[:2])
+            self.method.check_model(example)
+            activation_calls(self.model, trace(self.model, example))  # the phase ends' unit metrics need them
+        self.shadow = (HareTortoise(self.model, config.ema_shadow, share_storage=True)
+                       if config.ema_shadow is not None else None)
         self.forward = self.model
         if world.size > 1:
             self.forward = torch.nn.parallel.DistributedDataParallel(
@@ -206,7 +204,7 @@ class Trainer:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
         phase, epoch = state["position"]["phase"], state["position"]["epoch"]
-        self.store.keep_rows_until((phase, epoch))
+        self.store.keep_rows(lambda row: (row["phase"], row["epoch"]) <= (phase, epoch))
         if epoch + 1 < self.phases[phase].epochs:
             return (phase, epoch + 1), state["optimizer"]
         return (phase + 1, 0), None
@@ -319,6 +317,7 @@ class Trainer:
             measured = plasticity_metrics(self.model, self.eval_inputs(self.data.x_train[probe], None, permutation),
                                           phase.labels[: config.probe_size], initial=self.initial)
             row.update({f"metrics/{k}": v for k, v in measured.items()})
+        row.update(counter_fields(method))
         return row
 
     def _evaluate(self) -> dict:

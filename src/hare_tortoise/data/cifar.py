@@ -34,7 +34,7 @@ def _unpickle(data: bytes, where: str) -> dict:
                         "(hare-tortoise data download cifar10|cifar100).") from None
 
 
-# name -> (archive, extracted folder, training members, test member, label key, classes, mean, std from PAPER.md)
+# name -> (archive, extracted folder, training members, test member, label key, classes, mean, std from docs/METHODS.md)
 SPECS = {
     "cifar10": ("cifar-10-python.tar.gz", "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)],
                 "test_batch", b"labels", 10, (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),

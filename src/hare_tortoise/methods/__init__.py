@@ -1,10 +1,11 @@
 """Plasticity methods as plugins with hooks, and the registry that names them.
 
 `available()` lists the names, `create(name, **settings)` builds one, `describe(name)` says what it does.
-The hook protocol and a complete training loop that calls it are in `methods.base`.
+The hook protocol (what a phase, an epoch and a step are in every loop), the counters and the refusal of a method
+that would not act, with a complete training loop that calls every hook, are in `methods.base`.
 """
 
 from . import architecture, averaging, redo, regularizers, resets, sam  # noqa: F401  (each registers its methods)
-from .base import Method, available, create, describe, get, register
+from .base import Loop, Method, MethodRefused, available, create, describe, get, register
 
-__all__ = ["Method", "available", "create", "describe", "get", "register"]
+__all__ = ["Loop", "Method", "MethodRefused", "available", "create", "describe", "get", "register"]

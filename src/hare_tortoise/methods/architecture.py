@@ -1,4 +1,4 @@
-"""Architectural methods: CReLU activations and LayerNorm in place of BatchNorm (PAPER.md section 4).
+"""Architectural methods: CReLU activations and LayerNorm in place of BatchNorm (baselines of the paper, docs/METHODS.md).
 
 They act once, in `prepare_model`, before the optimizer and the other methods see the model. They rewrite
 modules in place, so they work on any model built from standard layers, ours or a user's.
@@ -28,6 +28,7 @@ class CReLUMethod(Method):
     """
 
     name = "crelu"
+    counters = ("replaced_activations",)
     scope: Literal["head", "all"] = "head"  # where to replace ReLUs
 
     def __post_init__(self):
@@ -39,7 +40,8 @@ class CReLUMethod(Method):
             raise ValueError(f"crelu with scope='head' needs a `head` submodule; {type(model).__name__} has none "
                              "(use scope='all', or name the classifier `head`)")
         root = model.head if self.scope == "head" else model
-        if use_crelu(root) == 0:
+        self.counts["replaced_activations"] = use_crelu(root)
+        if self.counts["replaced_activations"] == 0:
             raise ValueError(f"crelu found no `Linear/Conv [, norm], ReLU` run inside an nn.Sequential of {type(root).__name__}")
         return model
 
@@ -55,6 +57,7 @@ class LayerNormMethod(Method):
     """
 
     name = "layernorm"
+    counters = ("replaced_norms",)
 
     def prepare_model(self, model: nn.Module) -> nn.Module:
         swapped = 0
@@ -67,6 +70,7 @@ class LayerNormMethod(Method):
                 else:
                     continue
                 swapped += 1
+        self.counts["replaced_norms"] = swapped
         if swapped == 0:
             raise ValueError(f"layernorm found no BatchNorm layer in {type(model).__name__} to replace")
         return model

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core import HareTortoise, check_momentum
-from .base import Method, check_one_schedule, register
+from .base import Loop, Method, check_acts, check_one_schedule, register
 
 
 @register
@@ -23,28 +23,36 @@ class EMA(Method):
     """
 
     name = "ema"
+    counters = ("updates",)
     momentum: float = 0.999  # m
 
     def __post_init__(self):
         check_momentum(self.momentum)
 
     reset_every_steps = None  # EMA never resets the trained network; H&T may, counting steps
+    share_storage = False     # set by `check_loop` for loops that own their model
+
+    def check_loop(self, loop: Loop) -> None:
+        self.share_storage = loop.owns_model
 
     def attach(self, model: nn.Module) -> None:
         super().attach(model)
-        self.pair = HareTortoise(model, momentum=self.momentum, reset_every=self.reset_every_steps)
+        self.pair = HareTortoise(model, momentum=self.momentum, reset_every=self.reset_every_steps,
+                                 share_storage=self.share_storage)
 
     def after_step(self, optimizer, inputs) -> None:
         self.pair.update()
+        self.counts["updates"] += 1
 
     def eval_model(self) -> nn.Module:
         return self.pair.tortoise
 
     def state_dict(self) -> dict:
-        return self.pair.state_dict()
+        return {**super().state_dict(), "pair": self.pair.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.pair.load_state_dict(state)
+        super().load_state_dict(state)
+        self.pair.load_state_dict(state["pair"])
 
 
 @register
@@ -55,20 +63,31 @@ class SelfDistill(EMA):
     The teacher is the EMA network (no resets), run in eval mode without gradients; Hinton et al. 2015
     (arXiv:1503.02531) for the T^2 scale, which is 1 at the paper's T = 1. Reports the trained (student)
     network; the EMA teacher is only a teacher. The loss is zero while both networks agree.
+
+    In RL the outputs are Q-values, not class logits, and a softmax over them means nothing: there the term is a
+    regression of the online Q-values onto the teacher's, loss += weight * mean((Q(x) - Q_teacher(x))^2) over the
+    batch and the actions (our form; the paper names self-distillation for classification only).
     """
 
     name = "self_distill"
     weight: float = 1.0       # weight of the distillation term
-    temperature: float = 1.0  # T
+    temperature: float = 1.0  # T (classification only)
+    outputs = "class_logits"  # what the model outputs, as the loop says in `check_loop`
 
     def __post_init__(self):
         super().__post_init__()
         if not self.temperature > 0 or not self.weight > 0:
             raise ValueError(f"weight and temperature must be > 0, got {self.weight!r} and {self.temperature!r}")
 
+    def check_loop(self, loop: Loop) -> None:
+        super().check_loop(loop)
+        self.outputs = loop.outputs
+
     def loss_terms(self, inputs, outputs, targets) -> dict[str, torch.Tensor]:
         with torch.no_grad():
             teacher = self.pair.tortoise(inputs)
+        if self.outputs == "q_values":
+            return {"self_distill": self.weight * F.mse_loss(outputs.float(), teacher.float())}
         t = self.temperature
         kl = F.kl_div(F.log_softmax(outputs.float() / t, dim=-1), F.log_softmax(teacher.float() / t, dim=-1),
                       reduction="batchmean", log_target=True)
@@ -91,6 +110,7 @@ class HareTortoiseMethod(EMA):
     """
 
     name = "hare_tortoise"
+    counters = ("updates", "resets")
     reset_every_epochs: int | None = 10   # k; None when resetting by steps
     reset_every_steps: int | None = None  # reset after every this many optimizer steps instead of by epochs
     first_reset: Literal["after_first_epoch", "after_k_epochs"] = "after_first_epoch"
@@ -101,8 +121,14 @@ class HareTortoiseMethod(EMA):
         if self.first_reset not in ("after_first_epoch", "after_k_epochs"):
             raise ValueError(f"first_reset must be 'after_first_epoch' or 'after_k_epochs', got {self.first_reset!r}")
 
+    def check_loop(self, loop: Loop) -> None:
+        super().check_loop(loop)
+        first = 0 if self.first_reset == "after_first_epoch" else None
+        check_acts(self, loop, self.reset_every_steps, self.reset_every_epochs, first, setting="reset_every_steps")
+
     def after_step(self, optimizer, inputs) -> None:
-        self.pair.step()  # resets by itself only when counting steps
+        self.counts["resets"] += self.pair.step()  # resets by itself only when counting steps
+        self.counts["updates"] += 1
 
     def on_epoch_end(self, epoch: int, optimizer) -> None:
         if self.reset_every_epochs is None:
@@ -110,3 +136,4 @@ class HareTortoiseMethod(EMA):
         offset = 0 if self.first_reset == "after_first_epoch" else 1
         if (epoch + offset) % self.reset_every_epochs == 0:
             self.pair.reset_hare()
+            self.counts["resets"] += 1

@@ -1,12 +1,29 @@
 """The hook protocol every plasticity method implements, and the registry that names them.
 
 A method is a small object whose hooks a training loop calls at fixed points; the loop knows no method by name.
+Every loop of this library (the supervised `Trainer`, the RL loop) and your own one give the hooks one meaning:
+
+- a **phase** is a task: each phase of a supervised protocol (the two halves of a warm start, each chunk of the
+  continual protocol); in RL, one game (an Atari-100k run has one phase);
+- an **epoch** is one pass over a phase's training data; in RL, a fixed number of agent steps that the run's
+  config names (`epoch_steps`);
+- a **step** is one optimizer step (in RL, one update of the online network);
+- `optimizer_overrides()["weight_decay"]` is decoupled weight decay (AdamW's, theta <- theta - lr * wd * theta
+  before the update) in every loop, whatever the optimizer.
+
+Before the run a loop shows the method what it will run (`check_loop(Loop(...))`): a method that would never act
+there, or cannot act there, raises `MethodRefused` saying what would work, before anything is written. During the
+run each method keeps counters of what it did (`counts`: resets, recycled units, perturbations, ...), which the
+loops write into every metrics row as `method/<name>`.
+
 In your own loop (every hook is optional to override, and a no-op by default):
 
 ```python
 method = methods.create("hare_tortoise")
+method.check_loop(Loop("my loop", phase_epochs=(100, 100), steps=20_000))  # refuses a schedule that never acts
 model = method.prepare_model(model)                 # architectural methods change the model here
 method.attach(model)                                # remembers initial weights, builds the tortoise, ...
+method.check_model(example_inputs)                  # refuses a model it cannot act on (ReDo: nothing to trace)
 for phase, data in enumerate(phases):
     optimizer = torch.optim.AdamW(model.parameters(), **{**settings, **method.optimizer_overrides()})
     method.on_phase_start(phase, optimizer)         # resets between phases (S&P, head reset, full reset)
@@ -25,6 +42,7 @@ for phase, data in enumerate(phases):
         method.on_epoch_end(epoch, optimizer)       # epoch-scheduled resets (H&T), ReDo
     evaluate(method.eval_model())                   # the tortoise for H&T and EMA, else the model
     method.on_phase_end(phase, optimizer)
+    print(method.counts)                            # e.g. {'updates': 1200, 'resets': 2}
 ```
 """
 
@@ -32,10 +50,32 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from typing import Callable
+from typing import Callable, ClassVar, Literal
 
 import torch
 from torch import nn
+
+
+class MethodRefused(ValueError):
+    """A method, or one of its settings, cannot act in the loop it was given; the message says what would work."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Loop:
+    """What a training loop is about to run, as far as a method's schedule depends on it (see the module docstring
+    for what a phase, an epoch and a step are in each loop)."""
+
+    name: str                      # how a refusal names the run, e.g. "protocol 'cold'" or "this RL run"
+    phase_epochs: tuple[int, ...]  # epochs of each phase, in order
+    steps: int                     # optimizer steps of the whole run
+    outputs: Literal["class_logits", "q_values"] = "class_logits"  # what the model's outputs are
+    owns_model: bool = False       # the loop built the model and never moves, casts or saves parts of it: methods
+    #                                may lay its tensors out for speed (HareTortoise's share_storage)
+
+    def phases_text(self) -> str:
+        """'protocol 'cold' has one phase', for refusals."""
+        count = len(self.phase_epochs)
+        return f"{self.name} has {'one phase' if count == 1 else f'{count} phases'}"
 
 
 @dataclasses.dataclass(eq=False)
@@ -43,6 +83,18 @@ class Method:
     """Warm start with no intervention (`base`); the base class of all methods, whose settings are dataclass fields."""
 
     name = "base"
+    counters: ClassVar[tuple[str, ...]] = ()  # what `counts` counts: the method's actions, by name
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """How often the method acted so far, by counter (cumulative over the run, kept in `state_dict`)."""
+        counts = self.__dict__.get("_counts")
+        if counts is None:
+            counts = self.__dict__["_counts"] = dict.fromkeys(self.counters, 0)
+        return counts
+
+    def check_loop(self, loop: Loop) -> None:
+        """Raise `MethodRefused` if the method would never act, or cannot act, in `loop`; called before the run."""
 
     def prepare_model(self, model: nn.Module) -> nn.Module:
         """Return the model to train (before the optimizer exists); architectural methods change it here."""
@@ -55,6 +107,10 @@ class Method:
     def attach(self, model: nn.Module) -> None:
         """Bind the method to the model it will act on, once, after `prepare_model` and before training."""
         self.model = model
+
+    def check_model(self, inputs: torch.Tensor) -> None:
+        """Raise `MethodRefused` if the method cannot act on the attached model; called once after `attach`, before
+        the run, with a small batch of the loop's inputs (ReDo checks that it can trace recyclable layers)."""
 
     def on_phase_start(self, phase: int, optimizer: torch.optim.Optimizer) -> None:
         """Called at the start of every phase (task), with that phase's optimizer; phase 0 is the first."""
@@ -80,15 +136,32 @@ class Method:
         return self.model
 
     def state_dict(self) -> dict:
-        """What a checkpoint must hold to resume this method exactly: tensors and plain Python values only."""
-        return {}
+        """What a checkpoint must hold to resume this method exactly: tensors and plain Python values only.
+        Subclasses add their own entries to `super().state_dict()`."""
+        return {"counts": dict(self.counts)}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore what `state_dict()` returned (after `attach`)."""
+        self.counts.update({name: int(state["counts"][name]) for name in self.counters})
 
     def hyperparameters(self) -> dict:
         """The method's settings, by name."""
         return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+
+
+def check_acts(method: Method, loop: Loop, every_steps: int | None, every_epochs: int | None = None,
+               first_epoch: int | None = None, setting: str = "every_steps") -> None:
+    """Refuse a schedule that never fires in `loop`: every `every_steps` optimizer steps, or at the end of epochs
+    `first_epoch`, `first_epoch + every_epochs`, ... of some phase (default first epoch: `every_epochs - 1`)."""
+    if every_steps is not None and every_steps > loop.steps:
+        raise MethodRefused(f"{method.name} acts every {every_steps} optimizer steps ({setting}), but {loop.name} "
+                            f"makes {loop.steps}: it would never act; set method.{setting} to at most {loop.steps}")
+    if every_epochs is not None:
+        first = every_epochs - 1 if first_epoch is None else first_epoch
+        if all(epochs <= first for epochs in loop.phase_epochs):
+            raise MethodRefused(f"{method.name} first acts after epoch {first + 1} of a phase, but no phase of "
+                                f"{loop.name} has that many epochs (it has {', '.join(map(str, loop.phase_epochs))}): "
+                                "it would never act; schedule it in fewer epochs or in optimizer steps")
 
 
 def check_one_schedule(method: Method, first: str, second: str) -> None:

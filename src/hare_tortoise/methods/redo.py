@@ -11,7 +11,7 @@ from torch import nn
 
 from ..metrics import unit_scores
 from ..tracing import ACTIVATIONS, PRODUCERS, Call, outputs_index, source, trace, unit_dim
-from .base import Method, check_one_schedule, register
+from .base import Loop, Method, MethodRefused, check_acts, check_one_schedule, register
 
 _PASSTHROUGH = (nn.Dropout, nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d,
                 nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Flatten, nn.Identity)
@@ -111,6 +111,7 @@ class ReDo(Method):
     """
 
     name = "redo"
+    counters = ("scans", "recycled_units")
     tau: float = 0.1                 # dormancy threshold on the normalised score
     every_epochs: int | None = 1     # recycle at the end of every this many epochs
     every_steps: int | None = None   # or after every this many optimizer steps
@@ -120,12 +121,24 @@ class ReDo(Method):
             raise ValueError(f"tau must be >= 0 (the paper uses 0.0, 0.025, 0.1), got {self.tau!r}")
         check_one_schedule(self, "every_epochs", "every_steps")
 
+    def check_loop(self, loop: Loop) -> None:
+        check_acts(self, loop, self.every_steps, self.every_epochs)
+
     def attach(self, model: nn.Module) -> None:
         super().attach(model)
         self.steps = 0
         self.last_inputs = None
         self.recycled: dict[str, int] = {}  # units recycled at the last application, by activation name
         self._warned = False
+
+    def check_model(self, inputs: torch.Tensor) -> None:
+        units, skipped = find_units(trace(self.model, inputs))
+        if not units:
+            seen = (f"it saw these activations, but not the Linear/Conv layers before and after each: {', '.join(skipped)}"
+                    if skipped else "it saw no activation module (nn.ReLU, ...) and no functional activation (F.relu, "
+                    "torch.relu, x.relu(), ...)")
+            raise MethodRefused(f"ReDo found nothing to recycle in {type(self.model).__name__}: {seen}. ReDo needs "
+                                "Linear/Conv -> [norm] -> activation -> Linear/Conv, each module called once")
 
     def after_step(self, optimizer, inputs) -> None:
         self.steps += 1
@@ -152,10 +165,13 @@ class ReDo(Method):
             self.recycled[unit.activation.name] = int(dormant.sum())
             if dormant.any():
                 recycle(unit, dormant, optimizer)
+        self.counts["scans"] += 1
+        self.counts["recycled_units"] += sum(self.recycled.values())
         return self.recycled
 
     def state_dict(self) -> dict:
-        return {"steps": self.steps}
+        return {**super().state_dict(), "steps": self.steps}
 
     def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
         self.steps = int(state["steps"])

@@ -1,4 +1,4 @@
-"""Regularizers that aim at trainability: L2, L2-Init and the spectral penalty (PAPER.md section 4)."""
+"""Regularizers that aim at trainability: L2, L2-Init and the spectral penalty (baselines of the paper, docs/METHODS.md)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,10 @@ def _positive(name: str, value: float) -> None:
 @register
 @dataclasses.dataclass(eq=False)
 class L2(Method):
-    """L2: AdamW's decoupled weight decay set to `weight_decay` (Loshchilov & Hutter 2019, arXiv:1711.05101).
+    """L2: decoupled weight decay set to `weight_decay` (AdamW's; Loshchilov & Hutter 2019, arXiv:1711.05101).
+
+    Decoupled in every loop: the RL agents' Adam and RMSprop apply it as AdamW does (`hare_tortoise.optim`), never as
+    an L2 term in the gradient.
 
     The paper sweeps 1, 0.1, 0.01, 1e-3, 1e-4; 0.1 is its setting with augmentation and our default.
     """
@@ -62,9 +65,10 @@ class L2Init(Method):
         return {"l2_init": self.strength * squared}
 
     def state_dict(self) -> dict:
-        return {"initial": [t.clone() for t in self.initial]}
+        return {**super().state_dict(), "initial": [t.clone() for t in self.initial]}
 
     def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
         torch._foreach_copy_(self.initial, list(state["initial"]))
 
 

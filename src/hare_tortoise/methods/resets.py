@@ -1,9 +1,10 @@
-"""Interventions on the weights: Shrink & Perturb (two variants), head reset, full reset (PAPER.md section 4), and
-the RL reset of Nikishin et al.
+"""Interventions on the weights: Shrink & Perturb (two variants), head reset, full reset (the paper's baselines,
+docs/METHODS.md), and the RL reset of Nikishin et al.
 
 Each acts once at every phase boundary, i.e. at the start of every phase after the first, after the previous
 phase's final evaluation (never after the last phase: the trained network is what gets reported); or, with
-`every_steps`, after every that many optimizer steps, the form RL agents use (Nikishin et al. 2022; BBF).
+`every_steps`, after every that many optimizer steps, the form RL agents use (Nikishin et al. 2022; BBF). A loop of
+one phase (cold start, Atari-100k) has no boundary: there the method is refused unless `every_steps` is set.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import torch
 from torch import nn
 
 from ..tensors import reinitialize, snapshot, unwrap
-from .base import Method, register
+from .base import Loop, Method, MethodRefused, check_acts, register
 
 
 @dataclasses.dataclass(eq=False)
@@ -29,6 +30,12 @@ class BetweenPhases(Method):
         if self.every_steps is not None and (isinstance(self.every_steps, bool) or not isinstance(self.every_steps, int)
                                              or self.every_steps < 1):
             raise ValueError(f"every_steps must be an integer >= 1 or None, got {self.every_steps!r}")
+
+    def check_loop(self, loop: Loop) -> None:
+        if self.every_steps is None and len(loop.phase_epochs) < 2:
+            raise MethodRefused(f"{self.name} acts between phases; {loop.phases_text()}: set method.every_steps=N "
+                                f"(N <= {loop.steps}) to act every N optimizer steps")
+        check_acts(self, loop, self.every_steps)
 
     def attach(self, model: nn.Module) -> None:
         super().attach(model)
@@ -44,12 +51,14 @@ class BetweenPhases(Method):
             self.intervene(optimizer)
 
     def intervene(self, optimizer: torch.optim.Optimizer) -> None:
+        """Act on the weights once; subclasses count what they did."""
         raise NotImplementedError
 
     def state_dict(self) -> dict:
-        return {"steps": self.steps}
+        return {**super().state_dict(), "steps": self.steps}
 
     def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
         self.steps = int(state["steps"])
 
 
@@ -88,6 +97,7 @@ class ShrinkPerturb(FromInitialWeights):
     """
 
     name = "shrink_perturb"
+    counters = ("perturbations",)
     alpha: float = 0.8  # weight of the initial weights in the interpolation
     toward: Literal["initial", "fresh"] = "initial"
 
@@ -108,6 +118,7 @@ class ShrinkPerturb(FromInitialWeights):
             reinitialize(fresh)
             targets = [p.detach() for p in fresh.parameters()]
         torch._foreach_lerp_(list(params), targets, self.alpha)
+        self.counts["perturbations"] += 1
 
 
 @register
@@ -120,6 +131,7 @@ class ShrinkPerturbNoise(BetweenPhases):
     """
 
     name = "shrink_perturb_noise"
+    counters = ("perturbations",)
     shrink: float = 0.4       # factor applied to the weights
     noise_std: float = 0.01   # standard deviation of the added noise
 
@@ -134,6 +146,7 @@ class ShrinkPerturbNoise(BetweenPhases):
     def intervene(self, optimizer) -> None:
         for param in unwrap(self.model).parameters():
             param.mul_(self.shrink).add_(torch.randn_like(param), alpha=self.noise_std)
+        self.counts["perturbations"] += 1
 
 
 @register
@@ -147,6 +160,7 @@ class HeadReset(FromInitialWeights):
     """
 
     name = "head_reset"
+    counters = ("resets",)
     head: str = "head"  # name of the head submodule (as in `model.get_submodule`)
     fresh: bool = False  # a new random initialisation instead of the initial weights
 
@@ -167,6 +181,7 @@ class HeadReset(FromInitialWeights):
             prefix = f"{self.head}."
             head.load_state_dict({k[len(prefix):]: v for k, v in self.initial.items() if k.startswith(prefix)})
         forget_optimizer_state(optimizer, head.parameters())
+        self.counts["resets"] += 1
 
 
 @register
@@ -175,7 +190,7 @@ class Reset(HeadReset):
     """Reset (RL): the head re-initialised with fresh weights every `every_steps` updates, optimizer state dropped.
 
     Nikishin et al., "The Primacy Bias in Deep Reinforcement Learning", ICML 2022 (arXiv:2205.07802); every 20,000
-    updates as SPR with resets (RL.md (d)).
+    updates as SPR with resets (D'Oro et al. 2023; docs/RL.md).
     """
 
     name = "reset"
@@ -193,7 +208,9 @@ class FullReset(BetweenPhases):
     """
 
     name = "full_reset"
+    counters = ("resets",)
 
     def intervene(self, optimizer) -> None:
         reinitialize(self.model)
         forget_optimizer_state(optimizer, unwrap(self.model).parameters())
+        self.counts["resets"] += 1

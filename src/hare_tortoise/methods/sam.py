@@ -1,4 +1,4 @@
-"""Sharpness-aware minimization as a method hook (PAPER.md section 4)."""
+"""Sharpness-aware minimization as a method hook (a trainability method the paper names; docs/METHODS.md)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ class SAM(Method):
     """
 
     name = "sam"
+    counters = ("perturbed_steps",)
     rho: float = 0.05  # radius of the weight perturbation
 
     def __post_init__(self):
@@ -37,3 +38,4 @@ class SAM(Method):
         with torch.enable_grad(), buffers_preserved(self.model):
             closure()
         torch._foreach_copy_(params, saved)
+        self.counts["perturbed_steps"] += 1

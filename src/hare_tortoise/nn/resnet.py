@@ -31,7 +31,7 @@ class BasicBlock(nn.Module):
 
 def resnet18(input_shape, num_classes: int, width: int = 64, norm: str = "batch") -> Classifier:
     """CIFAR stem (3x3 conv, stride 1, no max-pool), 4 stages of 2 BasicBlocks (w, 2w, 4w, 8w channels), global
-    average pool; head Linear(8w, 8w)-ReLU-Linear(8w, classes), as PAPER.md section 2."""
+    average pool; head Linear(8w, 8w)-ReLU-Linear(8w, classes), as the paper's CIFAR-10 model (docs/METHODS.md)."""
     layers = [nn.Conv2d(input_shape[0], width, 3, 1, 1, bias=False), norm_layer(norm, width, spatial=True), nn.ReLU()]
     channels = width
     for stage, out_channels in enumerate((width, 2 * width, 4 * width, 8 * width)):

@@ -1,7 +1,7 @@
 """Atari-100k environments with the standard preprocessing of the data-efficient literature, on ale-py directly.
 
 Every setting is a field with its source (Dopamine's `AtariPreprocessing` and atari_100k gins; see
-shared/reference/RL.md (a)). Frames are 84x84 uint8 grayscale; the agent stacks 4 of them.
+docs/RL.md (a)). Frames are 84x84 uint8 grayscale; the agent stacks 4 of them.
 """
 
 from __future__ import annotations

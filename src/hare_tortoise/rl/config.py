@@ -30,6 +30,7 @@ class RLConfig(JsonConfig):
     game: str = "breakout"               # one of the suite's games
     agent: str = "dqn"                   # dqn (MinAtar paper settings) or drq_eps (Dopamine's DrQ(eps))
     steps: int = 100_000                 # agent steps of interaction (one update per step after the warm-up)
+    epoch_steps: int = 10_000            # agent steps per epoch: epoch-scheduled methods act at the end of each
     method: str = "base"
     method_settings: dict = dataclasses.field(default_factory=dict)
     agent_settings: dict = dataclasses.field(default_factory=dict)
@@ -56,12 +57,20 @@ class RLConfig(JsonConfig):
         if self.eval_every is not None and (self.eval_every <= 0 or self.eval_every % self.log_every):
             raise ConfigError(f"eval_every must be a positive multiple of log_every ({self.log_every}), "
                               f"got {self.eval_every!r}")
-        for key in ("steps", "eval_episodes", "eval_every_episodes", "log_every", "checkpoint_every"):
+        for key in ("steps", "epoch_steps", "eval_episodes", "eval_every_episodes", "log_every", "checkpoint_every"):
             if not getattr(self, key) > 0:
                 raise ConfigError(f"{key} must be > 0, got {getattr(self, key)!r}")
         try:
-            methods.create(self.method, **self.method_settings)
-            AGENTS[self.agent](**self.agent_settings)
+            method = methods.create(self.method, **self.method_settings)
+            agent = AGENTS[self.agent](**self.agent_settings)
+            method.check_loop(self.loop(agent))
         except (ValueError, TypeError) as error:
             raise ConfigError(str(error)) from None
         return self
+
+    def loop(self, agent: DQNConfig) -> methods.Loop:
+        """What this run is to a method: one phase (the game) of steps // epoch_steps epochs, one optimizer step
+        per agent step after the agent's warm-up, Q-values as outputs."""
+        return methods.Loop(f"this RL run ({self.env}/{self.game}, {self.steps} agent steps)",
+                            phase_epochs=(self.steps // self.epoch_steps,),
+                            steps=max(0, self.steps - agent.replay_start), outputs="q_values", owns_model=True)

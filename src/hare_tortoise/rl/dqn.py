@@ -19,7 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import optim
 from ..methods import Method
+from ..tensors import evaluating
 from .augment import drq_augment
 from .networks import NatureDueling, minatar_network
 from .replay import FrameReplay
@@ -55,7 +57,7 @@ class DQNConfig:
 
 @dataclasses.dataclass
 class DrQEpsConfig(DQNConfig):
-    """DrQ(eps) (Agarwal et al. 2021, arXiv:2108.13264) exactly as Dopamine's DrQ_eps.gin configures it (RL.md (b)):
+    """DrQ(eps) (Agarwal et al. 2021, arXiv:2108.13264) exactly as Dopamine's DrQ_eps.gin configures it (docs/RL.md (b)):
     Nature CNN (SAME padding) with a dueling head, double DQN, 10-step returns, Adam 1e-4 (eps 1.5e-4), batch 32,
     1,600 random steps before learning, targets from the current weights (target period 1), epsilon 1 -> 0.01
     over 5,000 steps, DrQ augmentation, rewards clipped, evaluation epsilon 0.001."""
@@ -123,21 +125,19 @@ def evaluate(env, network: nn.Module, episodes: int, eps: float, rng: random.Ran
              after_episode: Callable[[float], object] | None = None) -> list[float]:
     """Undiscounted, unclipped returns of `episodes` epsilon-greedy episodes of `network` (in eval mode);
     `after_episode` is given each return as its episode ends (an Atari-100k evaluation can take most of an hour)."""
-    was_training = network.training
-    network.eval()
     returns = []
-    for _ in range(episodes):
-        state, total, done = FrameStack(getattr(env, "stack", 1), env.reset()), 0.0, False
-        while not done:
-            action = rng.randrange(env.num_actions) if rng.random() < eps else greedy(network, state)
-            frame, reward, terminated, truncated = env.step(action)
-            state.push(frame)
-            total += reward
-            done = terminated or truncated
-        returns.append(total)
-        if after_episode is not None:
-            after_episode(total)
-    network.train(was_training)
+    with evaluating(network):
+        for _ in range(episodes):
+            state, total, done = FrameStack(getattr(env, "stack", 1), env.reset()), 0.0, False
+            while not done:
+                action = rng.randrange(env.num_actions) if rng.random() < eps else greedy(network, state)
+                frame, reward, terminated, truncated = env.step(action)
+                state.push(frame)
+                total += reward
+                done = terminated or truncated
+            returns.append(total)
+            if after_episode is not None:
+                after_episode(total)
     return returns
 
 
@@ -157,13 +157,14 @@ class DQN:
         self.device = device
         self.online = method.prepare_model(network).to(device)  # the replay stays in host memory, as uint8
         method.attach(self.online)
+        with evaluating(self.online):
+            method.check_model(as_input(torch.zeros(2, self.stack, *env.frame_shape), self.frame_dims))
         if config.optimizer == "adam":
-            settings = {"lr": config.lr, "eps": config.adam_eps, "fused": True}  # one kernel: ~10x the CPU loop
-            self.optimizer = torch.optim.Adam(self.online.parameters(), **{**settings, **method.optimizer_overrides()})
+            self.optimizer = optim.adam(self.online.parameters(), config.lr, config.adam_eps,
+                                        method.optimizer_overrides())
         else:
-            settings = {"lr": config.lr, "alpha": config.rms_alpha, "eps": config.rms_eps, "centered": True}
-            self.optimizer = torch.optim.RMSprop(self.online.parameters(), **{**settings, **method.optimizer_overrides()})
-        method.on_phase_start(0, self.optimizer)
+            self.optimizer = optim.rmsprop(self.online.parameters(), config.lr, config.rms_alpha, config.rms_eps,
+                                           method.optimizer_overrides())
         self.target = copy.deepcopy(self.online).requires_grad_(False)
         self.replay = FrameReplay(config.replay_capacity, env.frame_shape, stack=self.stack, n_step=config.n_step,
                                   gamma=config.gamma)

@@ -1,6 +1,11 @@
 """An RL run in a run directory: interact and learn, write a metrics row every `log_every` steps and a checkpoint
 every `checkpoint_every`, optionally evaluate every `eval_every` steps, and at the end evaluate the online network
-(the Hare) and the network the method reports (the Tortoise for H&T)."""
+(the Hare) and the network the method reports (the Tortoise for H&T).
+
+The method's hooks mean what they mean in the supervised loop (methods/base.py): the game is the run's one phase
+(`on_phase_start(0)` before the first step, `on_phase_end(0)` after the final evaluation), an epoch ends every
+`epoch_steps` agent steps (`on_epoch_end`), and a step is one update of the online network. Every row carries the
+method's counters as `method/<name>`."""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ import sys
 from tqdm import tqdm
 
 from .. import methods
-from ..runs import RunStore
+from ..runs import RunStore, counter_fields
 from ..train import resolve_device
 from .config import AGENTS, RLConfig
 from .dqn import DQN, epsilon, evaluate
@@ -51,6 +56,21 @@ def evaluate_both(config: RLConfig, agent: DQN, episodes: int, seed: int, rng: r
             "eval_returns": reported, "eval_returns_online": online}
 
 
+def run_epochs(agent: DQN, steps: int, epoch_steps: int) -> dict:
+    """`agent.run(steps)`, calling the method's `on_epoch_end` wherever an epoch of `epoch_steps` agent steps ends on
+    the way; the statistics are those of one run of `steps` (times added, rates of the whole)."""
+    parts, total = [], steps
+    while steps:
+        part = min(steps, epoch_steps - agent.steps % epoch_steps)
+        parts.append(agent.run(part))
+        steps -= part
+        if agent.steps % epoch_steps == 0:
+            agent.method.on_epoch_end(agent.steps // epoch_steps - 1, agent.optimizer)
+    seconds = sum(p["seconds"] for p in parts)
+    return {**parts[-1], "seconds": seconds, "steps_per_second": total / seconds,
+            "update_share": sum(p["update_share"] * p["seconds"] for p in parts) / seconds}
+
+
 def train_rl(config: RLConfig, out, progress: bool = True) -> dict:
     """Run (or resume) `config` into `out`; returns the summary. A resumed run continues from its last checkpoint
     with a fresh episode (environment states are not saved), so it is not bit-identical to an uninterrupted run."""
@@ -59,23 +79,26 @@ def train_rl(config: RLConfig, out, progress: bool = True) -> dict:
     if store.summary() is not None:
         return store.summary()
     method = methods.create(config.method, **config.method_settings)
-    agent = DQN(make_env(config, config.seed), method, AGENTS[config.agent](**config.agent_settings), config.seed,
-                device=resolve_device(config.device))
+    agent_config = AGENTS[config.agent](**config.agent_settings)
+    method.check_loop(config.loop(agent_config))
+    agent = DQN(make_env(config, config.seed), method, agent_config, config.seed, device=resolve_device(config.device))
     store.start(config)
     state = store.load_checkpoint()
     if state is not None:
         agent.load_state_dict(state)
-        store.keep_rows_until((agent.steps,), key=("step",))
+        # a final row without its summary (killed in between) is made again, from the same checkpoint
+        store.keep_rows(lambda row: row["step"] <= agent.steps and not row.get("final"))
     else:
         store.clear_rows()
+        method.on_phase_start(0, agent.optimizer)
     bar = tqdm(total=config.steps, initial=agent.steps, disable=None if progress else True, file=sys.stderr,
                unit="step", dynamic_ncols=True)
     while agent.steps < config.steps:
         chunk = min(config.log_every - agent.steps % config.log_every, config.steps - agent.steps)
-        stats = agent.run(chunk)
+        stats = run_epochs(agent, chunk, config.epoch_steps)
         row = {"step": agent.steps, "updates": agent.updates, "episodes": len(agent.episode_returns),
                "epsilon": epsilon(agent.config, agent.steps), **{k: stats[k] for k in (
-                   "loss", "recent_return", "steps_per_second", "update_share", "seconds")}}
+                   "loss", "recent_return", "steps_per_second", "update_share", "seconds")}, **counter_fields(method)}
         if config.eval_every and agent.steps % config.eval_every == 0 and agent.steps < config.steps:
             # its own random stream: evaluating during training leaves the training run unchanged
             seed = config.seed + 2_000_003 + agent.steps
@@ -92,6 +115,8 @@ def train_rl(config: RLConfig, out, progress: bool = True) -> dict:
              **evaluate_both(config, agent, config.eval_episodes, config.seed + 1_000_003, agent.rng, progress),
              "steps_per_second": agent.steps / seconds,
              "update_share": sum(r["update_share"] * r["seconds"] for r in rows) / seconds}
+    method.on_phase_end(0, agent.optimizer)
+    final.update(counter_fields(method))
     store.append(final)
     summary = {"final": final}
     store.finish(summary)

@@ -31,7 +31,7 @@ class Dueling(nn.Module):
 
 class NatureDueling(Classifier):
     """Dopamine's network of DrQ(eps): pixels / 255, Nature-DQN convolutions with SAME padding (84 -> 21 -> 11 -> 11,
-    7,744 features), dense 512 and a dueling head; Xavier-uniform weights, zero biases (RL.md (b))."""
+    7,744 features), dense 512 and a dueling head; Xavier-uniform weights, zero biases (docs/RL.md (b))."""
 
     def __init__(self, stack: int, num_actions: int):
         convs = [(stack, 32, 8, 4), (32, 64, 4, 2), (64, 64, 3, 1)]

@@ -9,9 +9,11 @@ import pathlib
 
 import numpy as np
 
-from ..report import Cell, Run, by_seed, draw, group, markdown, save
+from ..rl import scores
 from ..stats import mean_interval, paired_difference
-from . import scores
+from .plots import draw, save
+from .runs import Cell, Run, by_seed, group, method_actions
+from .tables import markdown
 
 PROFILE_TAUS = np.linspace(0.0, 2.0, 81)  # HNS thresholds of the performance profile
 
@@ -30,7 +32,7 @@ def cells(runs: list[Run]) -> list[Cell]:
             "Δ vs base": paired_difference(returns, base) if label != "base" and base else mean_interval([]),
             "steps/s": mean_interval(by_seed(members, "steps_per_second").values()),
             "update share %": mean_interval(by_seed(members, "update_share", 100).values())},
-            len(returns), len(members) - len(returns)))
+            len(returns), len(members) - len(returns), method_actions(members)))
     return result
 
 

@@ -1,0 +1,52 @@
+"""Reports over run directories or a sweep: tables of final results with intervals over seeds and paired
+differences against `base` (Markdown and CSV), the methods' counters, and plots. One module per job: `runs`
+(loading and grouping), `tables`, `supervised`, `rl`, `plots`."""
+
+from __future__ import annotations
+
+import pathlib
+
+from .plots import supervised_plots
+from .rl import plots as rl_plots
+from .rl import tables as rl_tables
+from .runs import Cell, Run, load_runs, mark_variants
+from .supervised import averaging_and_resets, largest_fall, supervised_cells
+from .tables import markdown, write_csv
+
+__all__ = ["Cell", "Run", "averaging_and_resets", "largest_fall", "load_runs", "mark_variants", "markdown", "report",
+           "supervised_cells", "write_csv"]
+
+
+def report(directories: list[str | pathlib.Path], out: str | pathlib.Path) -> tuple[str, list[pathlib.Path]]:
+    """Write report.md (tables and plots), report.csv and the plots into `out`; returns the text and the plots."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    runs = load_runs(directories)
+    out = pathlib.Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    sections, cells = [], []
+    if any(not r.is_rl for r in runs):
+        supervised = supervised_cells(runs)
+        cells += supervised
+        sections += [markdown(supervised, "Final accuracy in %: mean over seeds [95% percentile-bootstrap interval]. "
+                              "Δ vs base: paired by seed. Warm-start gap: cold-start base minus this, paired. Gap "
+                              "closed: Δ vs base over base's warm-start gap, where that gap's interval lies above 0. "
+                              "Largest fall: the largest drop of test accuracy between two evaluations, from the end "
+                              "of the first phase on."), ""]
+        decomposition = averaging_and_resets(runs)
+        cells += decomposition
+        if decomposition:
+            sections += [markdown(decomposition, "Averaging or resets: H&T's Tortoise against warm-started base, "
+                                  "EMA alone, cold start and the EMA shadow of cold start; differences in points, "
+                                  "paired by seed. Share from averaging: (EMA − warm) / (H&T − warm)."), ""]
+    if any(r.is_rl for r in runs):
+        text, rl_cells = rl_tables(runs)
+        cells += rl_cells
+        sections += [text, ""]
+    write_csv(cells, out / "report.csv")
+    figures = supervised_plots(runs, out) + rl_plots(runs, out)
+    text = "\n".join(sections).strip()
+    body = ["# Report", "", text, ""] + [f"![{p.stem}]({p.name})" for p in figures]
+    (out / "report.md").write_text("\n".join(body) + "\n")
+    return text, figures

@@ -1,0 +1,39 @@
+"""Cells as tables: Markdown (intervals, the method's actions, the seeds, flagged below MIN_SEEDS) and CSV."""
+
+from __future__ import annotations
+
+import csv
+import pathlib
+
+from ..stats import MIN_SEEDS
+from .runs import Cell
+
+
+def markdown(cells: list[Cell], scale_note: str = "") -> str:
+    """The cells as a Markdown table: a column per interval, what the methods did (where any kept counters), then
+    the seeds (flagged below MIN_SEEDS)."""
+    names = list(dict.fromkeys(name for cell in cells for name in cell.columns))
+    acted = any(cell.actions for cell in cells)
+    header = names + (["method actions (mean per run)"] if acted else [])
+    lines = ["| setting | method | " + " | ".join(header) + " | seeds |", "|---" * (len(header) + 3) + "|"]
+    for cell in cells:
+        values = [cell.columns[n].format() if n in cell.columns else "-" for n in names]
+        values += [cell.actions or "-"] if acted else []
+        seeds = f"{cell.seeds}" + (f" (+{cell.unfinished} unfinished)" if cell.unfinished else "")
+        seeds += " ⚠" if cell.seeds < MIN_SEEDS else ""
+        lines.append(f"| {cell.setting} | {cell.label} | " + " | ".join(values) + f" | {seeds} |")
+    few = [f"{c.setting} {c.label}" for c in cells if c.seeds < MIN_SEEDS]
+    if few:
+        lines += ["", f"⚠ fewer than {MIN_SEEDS} finished seeds (intervals unreliable or absent): " + "; ".join(few)]
+    return (scale_note + "\n\n" if scale_note else "") + "\n".join(lines)
+
+
+def write_csv(cells: list[Cell], path: pathlib.Path) -> None:
+    """One line per cell and column: setting, method, quantity, mean, low, high, seeds."""
+    with open(path, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["setting", "method", "quantity", "mean", "ci_low", "ci_high", "seeds"])
+        for cell in cells:
+            for name, value in cell.columns.items():
+                if value.n:
+                    writer.writerow([cell.setting, cell.label, name, value.mean, value.low, value.high, value.n])

@@ -1,5 +1,5 @@
 """Evaluation batch: the test accuracy of a fresh model of each CPU preset in the batch the engine picks
-(`train.evaluation_batch`) against batches of 4,096, timed in turns in one process, with the page faults each
+(`evaluation.evaluation_batch`) against batches of 4,096, timed in turns in one process, with the page faults each
 evaluation takes (memory the C library mapped and the kernel zeroed afresh). Target: never slower."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ import torch
 from hare_tortoise.presets import resolve
 from hare_tortoise.data.batches import Inputs
 from hare_tortoise.nn import models
-from hare_tortoise.train import EVAL_BATCH, accuracy, evaluation_batch, prepare_dataset
+from hare_tortoise.evaluation import EVAL_BATCH, accuracy, evaluation_batch
+from hare_tortoise.train import prepare_dataset
 
 
 def run() -> list[dict]:

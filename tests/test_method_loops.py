@@ -12,8 +12,7 @@ from hare_tortoise import methods
 from hare_tortoise.cli import main
 from hare_tortoise.presets import resolve
 from hare_tortoise.methods import Loop, MethodRefused
-from hare_tortoise.rl.dqn import DQN
-from hare_tortoise.rl.config import AGENTS
+from hare_tortoise.rl.dqn import DQN, DQNConfig
 from hare_tortoise.rl.loop import make_env, train_rl
 from hare_tortoise.runs import RunStore
 
@@ -97,7 +96,7 @@ def agent_for(name, **settings):
     """A DQN agent of the rl-smoke preset under method `name`, checked against its loop as train_rl does."""
     config = resolve("rl-smoke", name, 1, None, [f"method.{k}={v}" for k, v in settings.items()])
     method = methods.create(config.method, **config.method_settings)
-    agent_config = AGENTS[config.agent](**config.agent_settings)
+    agent_config = config.agent_config()
     method.check_loop(config.loop(agent_config))
     return DQN(make_env(config, 1), method, agent_config, 1)
 
@@ -116,7 +115,7 @@ def test_head_reset_every_n_updates_in_rl_restores_the_initial_head_at_exactly_t
 def test_l2_in_rl_is_decoupled_weight_decay_as_in_adamw(optimizer):
     """With zero gradients Adam and RMSprop move nothing: what moves is the decay alone, theta <- (1 - lr wd) theta."""
     agent = agent_for("l2", weight_decay=0.5)
-    agent = DQN(agent.env, agent.method, AGENTS["dqn"](optimizer=optimizer, lr=0.01), 1)
+    agent = DQN(agent.env, agent.method, DQNConfig(optimizer=optimizer, lr=0.01), 1)
     before = [p.detach().clone() for p in agent.online.parameters()]
     for p in agent.online.parameters():
         p.grad = torch.zeros_like(p)

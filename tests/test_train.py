@@ -171,7 +171,7 @@ def test_the_optimizer_is_the_recipes_adamw_with_the_methods_own_settings(tmp_pa
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs a CUDA device"))])
 def test_bf16_autocasts_forward_passes_on_cuda_only(device):
-    from hare_tortoise.train import _autocast
+    from hare_tortoise.evaluation import autocast as _autocast
 
     layer, x = torch.nn.Linear(4, 3).to(device), torch.randn(2, 4, device=device)
     for bf16 in (True, False):
@@ -184,7 +184,7 @@ def test_bf16_autocasts_forward_passes_on_cuda_only(device):
 def test_the_evaluation_batch_keeps_a_cpu_batchs_largest_activation_under_8_mb_but_not_under_the_training_batch():
     from hare_tortoise.data.batches import Inputs
     from hare_tortoise.nn import models
-    from hare_tortoise.train import EVAL_BATCH, accuracy, evaluation_batch
+    from hare_tortoise.evaluation import EVAL_BATCH, accuracy, evaluation_batch
 
     torch.manual_seed(0)
     mlp = models.build("mlp", (40,), 10, 256, "batch")  # 1 KB a sample: 8 MB holds 8,192, so 4,096
@@ -206,12 +206,13 @@ def test_the_evaluation_batch_keeps_a_cpu_batchs_largest_activation_under_8_mb_b
 
 def test_a_trainer_evaluates_in_the_batch_it_picked(tmp_path, monkeypatch):
     from hare_tortoise import train as training
+    from hare_tortoise.evaluation import EVAL_BATCH
 
     batches = []
     real = training.accuracy
     monkeypatch.setattr(training, "accuracy", lambda *args, **kwargs: batches.append(args[4]) or real(*args, **kwargs))
     trainer = Trainer(smoke(epochs=1), RunStore(tmp_path), progress=False)
-    assert trainer.eval_batch == training.EVAL_BATCH  # the smoke MLP's activations are small
+    assert trainer.eval_batch == EVAL_BATCH  # the smoke MLP's activations are small
     trainer.eval_batch = 3
     trainer.run()
     assert batches and set(batches) == {3}

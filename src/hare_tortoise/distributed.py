@@ -1,4 +1,5 @@
-"""Data parallelism under torchrun: which process this is, and the few collective operations the training loop needs.
+"""Devices and data parallelism under torchrun: which device a run asks for, which process this is, and the few
+collective operations the training loop needs.
 
 Every rank holds the whole (tensor-resident) dataset and draws the same batches and augmentations; each trains on
 its slice of every batch, DistributedDataParallel averages the gradients, so all ranks take identical optimizer
@@ -14,6 +15,16 @@ import os
 
 import torch
 import torch.distributed as dist
+
+
+def resolve_device(name: str) -> torch.device:
+    """The device of a config's `device` setting: auto (cuda if available), cpu, cuda, cuda:N."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={name} was asked for, but no CUDA device is available; use device=cpu or auto")
+    return device
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""A run directory: its resolved config, its metrics as JSON lines, and an atomically written checkpoint.
+"""A run directory and the one lifecycle of every run in it (`execute`, shared by the supervised and the RL loop):
+its resolved config, its metrics as JSON lines, and an atomically written checkpoint.
 
     config.json      the resolved Config
     metrics.jsonl    one JSON object per epoch, flushed as written
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-from typing import Callable
+from typing import Callable, Protocol
 
 import torch
 
@@ -134,3 +135,38 @@ class ReadOnlyRunStore(RunStore):
 
     def finish(self, summary: dict) -> None:
         pass
+
+
+class Job(Protocol):
+    """What a training loop gives the run lifecycle: it builds everything before `execute` writes anything (so bad
+    input leaves no run directory), then starts afresh or resumes, then runs to the end."""
+
+    def fresh(self) -> None:
+        """There is no checkpoint: start from the beginning (rows of a run killed before it are gone)."""
+
+    def restore(self, state: dict) -> Callable[[dict], bool]:
+        """Continue from the checkpoint `state`; returns which rows to keep (those written up to the checkpoint)."""
+
+    def run(self) -> dict:
+        """Train to the end, appending rows and checkpoints to the store; returns the summary."""
+
+
+def execute(store: RunStore, config, build: Callable[[], Job]) -> dict:
+    """Run (or resume, or return the finished) `config` in `store`: check that the directory holds this config or
+    none, return the summary of a finished run, build the job (nothing written yet), write the config, resume from
+    the checkpoint or start afresh, run, and write the summary last."""
+    store.check(config)
+    finished = store.summary()
+    if finished is not None:
+        return finished
+    job = build()
+    store.start(config)
+    state = store.load_checkpoint()
+    if state is None:
+        store.clear_rows()
+        job.fresh()
+    else:
+        store.keep_rows(job.restore(state))
+    summary = job.run()
+    store.finish(summary)
+    return summary

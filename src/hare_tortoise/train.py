@@ -11,7 +11,6 @@ the device and read once per epoch.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import sys
 import time
@@ -25,11 +24,12 @@ from .config import Config
 from .core import HareTortoise
 from .data import streams
 from .data.batches import Inputs, shuffled_batches
-from .distributed import World
+from .distributed import World, resolve_device
+from .evaluation import accuracy, autocast, evaluation_batch
 from .metrics import activation_calls, plasticity_metrics
 from .nn import models
 from .optim import adamw
-from .runs import ReadOnlyRunStore, RunStore, counter_fields
+from .runs import ReadOnlyRunStore, RunStore, counter_fields, execute
 from .tensors import clip_gradients, evaluating, snapshot
 from .tracing import trace
 
@@ -38,84 +38,13 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the run directory keeps everything up to the last checkpoint."""
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={name} was asked for, but no CUDA device is available; use device=cpu or auto")
-    return device
+def _epoch_seed(seed: int, phase: int, epoch: int) -> int:
+    return (seed * 1_000_003 + phase * 10_007 + epoch) % (2**63)
 
 
 def prepare_dataset(config: Config) -> data.Dataset:
-    """The configured dataset on the CPU, cut to `train_size` / `test_size` by a fixed (seed-independent) subset."""
-    if config.dataset == "mnist1d":
-        sizes = {k: v for k, v in (("train_size", config.train_size), ("test_size", config.test_size)) if v}
-        return data.load("mnist1d", config.data_dir, **sizes)
-    dataset = data.load(config.dataset, config.data_dir)
-    subset = torch.Generator().manual_seed(0)  # the same subset for every seed and method
-    for split, size in (("train", config.train_size), ("test", config.test_size)):
-        x, y = getattr(dataset, f"x_{split}"), getattr(dataset, f"y_{split}")
-        if size is not None and size < len(y):
-            keep = torch.randperm(len(y), generator=subset)[:size]
-            setattr(dataset, f"x_{split}", x[keep])
-            setattr(dataset, f"y_{split}", y[keep])
-    return dataset
-
-
-EVAL_BATCH = 4096
-EVAL_ACTIVATION_BYTES = 8 * 2**20  # on the CPU, see evaluation_batch
-
-
-@torch.no_grad()
-def evaluation_batch(model: torch.nn.Module, one_input: torch.Tensor, training_batch: int) -> int:
-    """Samples per evaluation batch: 4096, except on the CPU where the batch's largest activation (measured by one
-    forward pass of `one_input`, in eval mode) stays under 8 MB, but the batch not under the training batch, whose
-    activations training allocates anyway. glibc hands blocks over its mmap threshold (32 MB at most) back to the
-    kernel when they are freed, and the kernel maps and zeroes them again page by page at the next batch: the
-    `fashion-cold` CNN evaluated 10,000 images in 4.4 s in batches of 4096 and in 1.7-1.9 s in batches of 256
-    (benchmarks/evaluation_batch.py). The logits are the same at any batch size. CUDA's caching allocator keeps
-    freed blocks, so there the batch stays 4096."""
-    if one_input.device.type != "cpu":
-        return EVAL_BATCH
-    largest = 0
-
-    def note(module, inputs, output):
-        nonlocal largest
-        if isinstance(output, torch.Tensor):
-            largest = max(largest, output.numel() * output.element_size())
-
-    handles = [module.register_forward_hook(note) for module in model.modules()]
-    try:
-        with evaluating(model):
-            model(one_input)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return max(training_batch, min(EVAL_BATCH, EVAL_ACTIVATION_BYTES // max(largest, 1)))
-
-
-@torch.no_grad()
-def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, inputs: Inputs, batch_size: int = EVAL_BATCH,
-             bf16: bool = True) -> float:
-    """Top-1 accuracy of `model` in eval mode (its mode is restored afterwards); `bf16`: autocast on CUDA."""
-    correct = torch.zeros((), dtype=torch.long, device=y.device)
-    with _autocast(y.device, bf16), evaluating(model):
-        for start in range(0, len(y), batch_size):
-            logits = model(inputs(x[start:start + batch_size]))
-            correct += (logits.argmax(1) == y[start:start + batch_size]).sum()
-    return correct.item() / len(y)
-
-
-def _autocast(device: torch.device, bf16: bool):
-    """bf16 autocast on CUDA; elsewhere no context at all (a disabled `torch.autocast` still costs 4-8 us a step)."""
-    if bf16 and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def _epoch_seed(seed: int, phase: int, epoch: int) -> int:
-    return (seed * 1_000_003 + phase * 10_007 + epoch) % (2**63)
+    """The configured dataset, cut to the configured sizes (`data.prepare`)."""
+    return data.prepare(config.dataset, config.data_dir, config.train_size, config.test_size)
 
 
 class Trainer:
@@ -169,6 +98,7 @@ class Trainer:
         self.step = 0
         self.elapsed = 0.0
         self.last_checkpoint = time.perf_counter()
+        self.fresh()
 
     def release_wrapper(self) -> None:
         """Let go of the DistributedDataParallel wrapper, which must be freed before its process group (see
@@ -189,12 +119,12 @@ class Trainer:
             "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
         })
 
-    def _restore(self) -> tuple[tuple[int, int], dict | None]:
-        """Load the last checkpoint, if any: returns the (phase, epoch) to continue from and the optimizer state."""
-        state = self.store.load_checkpoint()
-        if state is None:
-            self.store.clear_rows()  # rows of a run killed before its first checkpoint
-            return (0, 0), None
+    def fresh(self) -> None:
+        """Start at the first epoch of the first phase (a new Trainer does)."""
+        self._start, self._optimizer_state = (0, 0), None
+
+    def restore(self, state: dict):
+        """Load a checkpoint: the model, method, shadow, random state and counters; continue after its epoch."""
         self.model.load_state_dict(state["model"])
         self.method.load_state_dict(state["method"])
         if self.shadow:
@@ -204,14 +134,15 @@ class Trainer:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
         phase, epoch = state["position"]["phase"], state["position"]["epoch"]
-        self.store.keep_rows(lambda row: (row["phase"], row["epoch"]) <= (phase, epoch))
         if epoch + 1 < self.phases[phase].epochs:
-            return (phase, epoch + 1), state["optimizer"]
-        return (phase + 1, 0), None
+            self._start, self._optimizer_state = (phase, epoch + 1), state["optimizer"]
+        else:
+            self._start, self._optimizer_state = (phase + 1, 0), None
+        return lambda row: (row["phase"], row["epoch"]) <= (phase, epoch)
 
     def run(self) -> dict:
-        """Train to the end (or continue from the last checkpoint) and return the summary."""
-        (start_phase, start_epoch), optimizer_state = self._restore()
+        """Train to the end, from where `fresh` or `restore` put the run, and return the summary."""
+        (start_phase, start_epoch), optimizer_state = self._start, self._optimizer_state
         total = sum(p.epochs for p in self.phases)
         done = sum(p.epochs for p in self.phases[:start_phase]) + start_epoch
         # disable=None: the bar shows on a terminal only, not in logs
@@ -248,9 +179,6 @@ class Trainer:
             networks = [self.model, self.method.eval_model()]
             summary["ranks"] = self.world.size
             summary["ranks_agree"] = self.world.agree([t for n in networks for t in n.state_dict().values()])
-        self.store.finish(summary)
-        # Leave together: a gloo rank whose peer has already torn down its connections can abort at exit.
-        self.world.barrier()
         return summary
 
     def _epoch(self, index: int, epoch: int, optimizer) -> dict:
@@ -278,7 +206,7 @@ class Trainer:
 
             def closure():
                 optimizer.zero_grad(set_to_none=True)
-                with _autocast(self.device, config.bf16):
+                with autocast(self.device, config.bf16):
                     logits = self.forward(x)
                     loss = F.cross_entropy(logits, y)
                     terms = method.loss_terms(x, logits, y)
@@ -336,21 +264,23 @@ class Trainer:
 def train(config: Config, out, dataset: data.Dataset | None = None, progress: bool = True) -> dict:
     """Run (or resume) `config` into the run directory `out`; returns the summary. A finished run returns at once.
 
-    Nothing is written before the data has loaded, so a bad data path leaves no half-made run directory. Under
-    torchrun every process calls this; rank 0 writes the directory.
+    Nothing is written before the data has loaded and the method has accepted the run, so bad input leaves no
+    half-made run directory (`runs.execute`). Under torchrun every process calls this; rank 0 writes the directory.
     """
     world = World.from_environment(resolve_device(config.validate().device))
     store = RunStore(out) if world.main else ReadOnlyRunStore(out)
-    trainer = None
+    trainers: list[Trainer] = []
+
+    def build() -> Trainer:
+        trainers.append(Trainer(config, store, dataset, progress, world))
+        return trainers[-1]
+
     try:
-        store.check(config)
-        finished = store.summary()
-        if finished is not None:
-            return finished
-        trainer = Trainer(config, store, dataset, progress, world)
-        store.start(config)
-        return trainer.run()
+        summary = execute(store, config, build)
+        # Leave together: a gloo rank whose peer has already torn down its connections can abort at exit.
+        world.barrier()
+        return summary
     finally:
-        if trainer is not None:
+        for trainer in trainers:
             trainer.release_wrapper()
         world.close()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+import torch
+
 from .cifar import load_cifar
 from .dataset import DataError, Dataset
 from .idx import load_fashion_mnist
@@ -31,4 +33,21 @@ def load(name: str, data_dir=None, **options) -> Dataset:
     return SOURCES[name](data_dir=data_dir, **options)
 
 
-__all__ = ["DataError", "Dataset", "available", "load"]
+def prepare(name: str, data_dir=None, train_size: int | None = None, test_size: int | None = None) -> Dataset:
+    """Dataset `name` on the CPU, cut to `train_size` / `test_size` by a fixed (seed-independent) subset; MNIST-1D
+    generates that many samples instead."""
+    if name == "mnist1d":
+        sizes = {k: v for k, v in (("train_size", train_size), ("test_size", test_size)) if v}
+        return load("mnist1d", data_dir, **sizes)
+    dataset = load(name, data_dir)
+    subset = torch.Generator().manual_seed(0)  # the same subset for every seed and method
+    for split, size in (("train", train_size), ("test", test_size)):
+        x, y = getattr(dataset, f"x_{split}"), getattr(dataset, f"y_{split}")
+        if size is not None and size < len(y):
+            keep = torch.randperm(len(y), generator=subset)[:size]
+            setattr(dataset, f"x_{split}", x[keep])
+            setattr(dataset, f"y_{split}", y[keep])
+    return dataset
+
+
+__all__ = ["DataError", "Dataset", "available", "load", "prepare"]

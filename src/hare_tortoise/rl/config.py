@@ -6,11 +6,10 @@ import dataclasses
 
 from .. import methods
 from ..config import ConfigError, JsonConfig
+from .agents import AGENTS
 from .atari import ATARI_100K_GAMES
-from .dqn import DQNConfig, DrQEpsConfig
 from .envs import MINATAR_GAMES
 
-AGENTS = {"dqn": DQNConfig, "drq_eps": DrQEpsConfig}
 GAMES = {"minatar": MINATAR_GAMES, "atari100k": ATARI_100K_GAMES}
 
 
@@ -45,7 +44,7 @@ class RLConfig(JsonConfig):
 
     def settings_classes(self) -> dict[str, tuple[str, type]]:
         return {"method": ("method_settings", methods.get(self.method)),
-                "agent": ("agent_settings", AGENTS[self.agent])}
+                "agent": ("agent_settings", AGENTS[self.agent].settings)}
 
     def validate(self) -> "RLConfig":
         if self.env not in GAMES:
@@ -62,13 +61,16 @@ class RLConfig(JsonConfig):
                 raise ConfigError(f"{key} must be > 0, got {getattr(self, key)!r}")
         try:
             method = methods.create(self.method, **self.method_settings)
-            agent = AGENTS[self.agent](**self.agent_settings)
-            method.check_loop(self.loop(agent))
+            method.check_loop(self.loop(self.agent_config()))
         except (ValueError, TypeError) as error:
             raise ConfigError(str(error)) from None
         return self
 
-    def loop(self, agent: DQNConfig) -> methods.Loop:
+    def agent_config(self):
+        """The agent's settings dataclass, filled with `agent_settings`."""
+        return AGENTS[self.agent].settings(**self.agent_settings)
+
+    def loop(self, agent) -> methods.Loop:
         """What this run is to a method: one phase (the game) of steps // epoch_steps epochs, one optimizer step
         per agent step after the agent's warm-up, Q-values as outputs."""
         return methods.Loop(f"this RL run ({self.env}/{self.game}, {self.steps} agent steps)",

@@ -233,6 +233,9 @@ class DQN:
         self.update_seconds += time.perf_counter() - began
         return loss.detach()  # a tensor: reading it would wait for the device at every step
 
+    def row_fields(self) -> dict:
+        return {"epsilon": epsilon(self.config, self.steps)}
+
     def state_dict(self) -> dict:
         """Everything needed to continue learning: networks, optimizer, method, replay, counters, random states.
         The environment is not saved: a resumed agent starts a fresh episode."""

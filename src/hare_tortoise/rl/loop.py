@@ -17,10 +17,11 @@ import sys
 from tqdm import tqdm
 
 from .. import methods
-from ..runs import RunStore, counter_fields
-from ..train import resolve_device
-from .config import AGENTS, RLConfig
-from .dqn import DQN, epsilon, evaluate
+from ..runs import RunStore, counter_fields, execute
+from ..distributed import resolve_device
+from .agents import AGENTS, Agent
+from .config import RLConfig
+from .dqn import evaluate
 from .atari import Atari, AtariSettings
 from .envs import MinAtar
 
@@ -35,7 +36,7 @@ def make_env(config: RLConfig, seed: int, evaluation: bool = False):
     return Atari(config.game, seed=seed, settings=settings)
 
 
-def evaluate_both(config: RLConfig, agent: DQN, episodes: int, seed: int, rng: random.Random,
+def evaluate_both(config: RLConfig, agent: Agent, episodes: int, seed: int, rng: random.Random,
                   progress: bool = False) -> dict:
     """Returns of `episodes` evaluation episodes of the online network and of the reported one (the same episodes
     once when they are one network), in an environment seeded with `seed`, exploring with `rng`; with `progress`,
@@ -56,7 +57,7 @@ def evaluate_both(config: RLConfig, agent: DQN, episodes: int, seed: int, rng: r
             "eval_returns": reported, "eval_returns_online": online}
 
 
-def run_epochs(agent: DQN, steps: int, epoch_steps: int) -> dict:
+def run_epochs(agent: Agent, steps: int, epoch_steps: int) -> dict:
     """`agent.run(steps)`, calling the method's `on_epoch_end` wherever an epoch of `epoch_steps` agent steps ends on
     the way; the statistics are those of one run of `steps` (times added, rates of the whole)."""
     parts, total = [], steps
@@ -71,53 +72,62 @@ def run_epochs(agent: DQN, steps: int, epoch_steps: int) -> dict:
             "update_share": sum(p["update_share"] * p["seconds"] for p in parts) / seconds}
 
 
+class RLRun:
+    """One RL run as a job of the run lifecycle (`runs.execute`): everything is built, and the method has accepted
+    the run, before the directory is written."""
+
+    def __init__(self, config: RLConfig, store: RunStore, progress: bool = True):
+        self.config, self.store, self.progress = config, store, progress
+        method = methods.create(config.method, **config.method_settings)
+        settings = config.agent_config()
+        method.check_loop(config.loop(settings))
+        self.agent: Agent = AGENTS[config.agent].agent(make_env(config, config.seed), method, settings, config.seed,
+                                                       device=resolve_device(config.device))
+
+    def fresh(self) -> None:
+        self.agent.method.on_phase_start(0, self.agent.optimizer)
+
+    def restore(self, state: dict):
+        self.agent.load_state_dict(state)
+        # a final row without its summary (killed in between) is made again, from the same checkpoint
+        return lambda row: row["step"] <= self.agent.steps and not row.get("final")
+
+    def run(self) -> dict:
+        config, agent, store, method = self.config, self.agent, self.store, self.agent.method
+        bar = tqdm(total=config.steps, initial=agent.steps, disable=None if self.progress else True, file=sys.stderr,
+                   unit="step", dynamic_ncols=True)
+        while agent.steps < config.steps:
+            chunk = min(config.log_every - agent.steps % config.log_every, config.steps - agent.steps)
+            stats = run_epochs(agent, chunk, config.epoch_steps)
+            row = {"step": agent.steps, "updates": agent.updates, "episodes": len(agent.episode_returns),
+                   **agent.row_fields(), **{k: stats[k] for k in (
+                       "loss", "recent_return", "steps_per_second", "update_share", "seconds")},
+                   **counter_fields(method)}
+            if config.eval_every and agent.steps % config.eval_every == 0 and agent.steps < config.steps:
+                # its own random stream: evaluating during training leaves the training run unchanged
+                seed = config.seed + 2_000_003 + agent.steps
+                row.update(evaluate_both(config, agent, config.eval_every_episodes, seed, random.Random(seed),
+                                         self.progress))
+            store.append(row)
+            if agent.steps % config.checkpoint_every == 0 or agent.steps == config.steps:
+                store.save_checkpoint(agent.state_dict())
+            bar.update(chunk)
+            bar.set_postfix_str(f"{stats['steps_per_second']:.0f} steps/s, recent return {stats['recent_return']:.2f}")
+        bar.close()
+        rows = store.rows()
+        seconds = sum(r["seconds"] for r in rows)  # over all chunks, across resumes: totals, not means of rates
+        final = {"step": agent.steps, "final": True,
+                 **evaluate_both(config, agent, config.eval_episodes, config.seed + 1_000_003, agent.rng, self.progress),
+                 "steps_per_second": agent.steps / seconds,
+                 "update_share": sum(r["update_share"] * r["seconds"] for r in rows) / seconds}
+        method.on_phase_end(0, agent.optimizer)
+        final.update(counter_fields(method))
+        store.append(final)
+        return {"final": final}
+
+
 def train_rl(config: RLConfig, out, progress: bool = True) -> dict:
     """Run (or resume) `config` into `out`; returns the summary. A resumed run continues from its last checkpoint
     with a fresh episode (environment states are not saved), so it is not bit-identical to an uninterrupted run."""
     store = RunStore(out)
-    store.check(config.validate())
-    if store.summary() is not None:
-        return store.summary()
-    method = methods.create(config.method, **config.method_settings)
-    agent_config = AGENTS[config.agent](**config.agent_settings)
-    method.check_loop(config.loop(agent_config))
-    agent = DQN(make_env(config, config.seed), method, agent_config, config.seed, device=resolve_device(config.device))
-    store.start(config)
-    state = store.load_checkpoint()
-    if state is not None:
-        agent.load_state_dict(state)
-        # a final row without its summary (killed in between) is made again, from the same checkpoint
-        store.keep_rows(lambda row: row["step"] <= agent.steps and not row.get("final"))
-    else:
-        store.clear_rows()
-        method.on_phase_start(0, agent.optimizer)
-    bar = tqdm(total=config.steps, initial=agent.steps, disable=None if progress else True, file=sys.stderr,
-               unit="step", dynamic_ncols=True)
-    while agent.steps < config.steps:
-        chunk = min(config.log_every - agent.steps % config.log_every, config.steps - agent.steps)
-        stats = run_epochs(agent, chunk, config.epoch_steps)
-        row = {"step": agent.steps, "updates": agent.updates, "episodes": len(agent.episode_returns),
-               "epsilon": epsilon(agent.config, agent.steps), **{k: stats[k] for k in (
-                   "loss", "recent_return", "steps_per_second", "update_share", "seconds")}, **counter_fields(method)}
-        if config.eval_every and agent.steps % config.eval_every == 0 and agent.steps < config.steps:
-            # its own random stream: evaluating during training leaves the training run unchanged
-            seed = config.seed + 2_000_003 + agent.steps
-            row.update(evaluate_both(config, agent, config.eval_every_episodes, seed, random.Random(seed), progress))
-        store.append(row)
-        if agent.steps % config.checkpoint_every == 0 or agent.steps == config.steps:
-            store.save_checkpoint(agent.state_dict())
-        bar.update(chunk)
-        bar.set_postfix_str(f"{stats['steps_per_second']:.0f} steps/s, recent return {stats['recent_return']:.2f}")
-    bar.close()
-    rows = store.rows()
-    seconds = sum(r["seconds"] for r in rows)  # over all chunks, across resumes: totals, not means of rates
-    final = {"step": agent.steps, "final": True,
-             **evaluate_both(config, agent, config.eval_episodes, config.seed + 1_000_003, agent.rng, progress),
-             "steps_per_second": agent.steps / seconds,
-             "update_share": sum(r["update_share"] * r["seconds"] for r in rows) / seconds}
-    method.on_phase_end(0, agent.optimizer)
-    final.update(counter_fields(method))
-    store.append(final)
-    summary = {"final": final}
-    store.finish(summary)
-    return summary
+    return execute(store, config.validate(), lambda: RLRun(config, store, progress))

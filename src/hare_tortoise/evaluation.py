@@ -1,0 +1,62 @@
+"""Evaluation of a trained network: top-1 accuracy in eval mode, in batches sized so that evaluation on the CPU does
+not page-fault its activations afresh every batch, with bf16 autocast on CUDA."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from .data.batches import Inputs
+from .tensors import evaluating
+
+
+EVAL_BATCH = 4096
+EVAL_ACTIVATION_BYTES = 8 * 2**20  # on the CPU, see evaluation_batch
+
+
+@torch.no_grad()
+def evaluation_batch(model: torch.nn.Module, one_input: torch.Tensor, training_batch: int) -> int:
+    """Samples per evaluation batch: 4096, except on the CPU where the batch's largest activation (measured by one
+    forward pass of `one_input`, in eval mode) stays under 8 MB, but the batch not under the training batch, whose
+    activations training allocates anyway. glibc hands blocks over its mmap threshold (32 MB at most) back to the
+    kernel when they are freed, and the kernel maps and zeroes them again page by page at the next batch: the
+    `fashion-cold` CNN evaluated 10,000 images in 4.4 s in batches of 4096 and in 1.7-1.9 s in batches of 256
+    (benchmarks/evaluation_batch.py). The logits are the same at any batch size. CUDA's caching allocator keeps
+    freed blocks, so there the batch stays 4096."""
+    if one_input.device.type != "cpu":
+        return EVAL_BATCH
+    largest = 0
+
+    def note(module, inputs, output):
+        nonlocal largest
+        if isinstance(output, torch.Tensor):
+            largest = max(largest, output.numel() * output.element_size())
+
+    handles = [module.register_forward_hook(note) for module in model.modules()]
+    try:
+        with evaluating(model):
+            model(one_input)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return max(training_batch, min(EVAL_BATCH, EVAL_ACTIVATION_BYTES // max(largest, 1)))
+
+
+@torch.no_grad()
+def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, inputs: Inputs, batch_size: int = EVAL_BATCH,
+             bf16: bool = True) -> float:
+    """Top-1 accuracy of `model` in eval mode (its mode is restored afterwards); `bf16`: autocast on CUDA."""
+    correct = torch.zeros((), dtype=torch.long, device=y.device)
+    with autocast(y.device, bf16), evaluating(model):
+        for start in range(0, len(y), batch_size):
+            logits = model(inputs(x[start:start + batch_size]))
+            correct += (logits.argmax(1) == y[start:start + batch_size]).sum()
+    return correct.item() / len(y)
+
+
+def autocast(device: torch.device, bf16: bool):
+    """bf16 autocast on CUDA; elsewhere no context at all (a disabled `torch.autocast` still costs 4-8 us a step)."""
+    if bf16 and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()

@@ -36,6 +36,14 @@ def moved_bytes(ht: HareTortoise) -> int:
     return 3 * sum(t.numel() * t.element_size() for t in average) + 2 * sum(t.numel() * t.element_size() for t in copied)
 
 
+def repeated(function: Callable[[], object], times: int) -> Callable[[], None]:
+    """`function` called `times` times in one call."""
+    def calls() -> None:
+        for _ in range(times):
+            function()
+    return calls
+
+
 LAYOUTS = {"": {}, "_shared_storage": {"share_storage": True}}  # figure-name suffix -> HareTortoise settings
 
 
@@ -68,11 +76,16 @@ def run() -> list[dict]:
                     t.mul_(0.999).add_(h, alpha=0.001)
 
         heavy = name == "resnet18"
-        step = interleaved({"step": train_step}, rounds=3 if heavy else 7)["step"]
         timed = {"loop": python_loop, "copy": copy, "flat": flat_lerp}
         for suffix, ht in pairs.items():
             timed |= {f"update{suffix}": ht.update, f"reset{suffix}": ht.reset_hare}
-        light = interleaved(timed, rounds=7, inner=5 if heavy else 50)
+        # the step in the same turns as the updates, so that a slow spell of the machine falls on both; each light
+        # function runs `inner` times a turn (a step takes milliseconds to seconds, an update microseconds)
+        inner = 5 if heavy else 50
+        light = interleaved({"step": train_step, **{k: repeated(f, inner) for k, f in timed.items()}},
+                            rounds=5 if heavy else 15)
+        step = light.pop("step")
+        light = {k: v / inner for k, v in light.items()}
         bandwidth = copied_bytes / light["copy"]
         bound = moved_bytes(pairs[""]) / bandwidth
         parameters = sum(p.numel() for p in model.parameters())

@@ -27,6 +27,9 @@ def test_report_prints_the_table_and_writes_plots(runs, capsys, tmp_path):
     printed = capsys.readouterr().out
     assert "| mnist1d/mlp/warm_start | hare_tortoise |" in printed and "| mnist1d/mlp/warm_start | warm |" in printed
     assert "| mnist1d/mlp/cold | cold EMA (shadow) |" in printed
+    # the smoke H&T resets after epochs 0, 2, ... of each phase: 10 + 1 resets over 20 + 2 epochs of 1 and 7 steps
+    assert "resets 11, updates 34" in next(line for line in printed.splitlines()
+                                            if line.startswith("| mnist1d/mlp/warm_start | hare_tortoise |"))
     pngs = sorted(tmp_path.glob("*.png"))  # per setting: test, train-vs-test, final bars, plasticity
     assert len(pngs) == 8 and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
     assert "⚠ fewer than 3 finished seeds" in printed and "report.csv" in {p.name for p in tmp_path.iterdir()}

@@ -44,6 +44,40 @@ def test_every_method_acts_in_every_loop_and_its_rows_say_how_often(name, loop, 
     if counters:
         first = [row[f"method/{counters[0]}"] for row in rows]
         assert first[-1] > 0 and first == sorted(first)
+    # and it acted exactly at the moments its schedule names, row by row
+    method = methods.create(name, **store.config(type(resolve(LOOPS[loop], name, None, None, []))).method_settings)
+    for counter in counters:
+        for row in rows:
+            expected = scheduled(method, counter, row, rows, loop)
+            if expected is not None:
+                assert row[f"method/{counter}"] == expected, (counter, row)
+
+
+def scheduled(method, counter: str, row: dict, rows: list[dict], loop: str) -> int | None:
+    """How often `method` should have done `counter` by the end of `row`, worked out from its settings and the
+    loop's meaning of step, epoch and phase (methods/base.py), independently of the method's code; None where the
+    count depends on the data (recycled units) or on the model (replaced layers: checked to be constant)."""
+    if counter == "recycled_units":
+        return None
+    if counter.startswith("replaced_"):
+        return rows[0][f"method/{counter}"]
+    steps = row["updates"] if loop == "rl" else row["step"]
+    if counter in ("updates", "perturbed_steps"):  # every optimizer step
+        return steps
+    every_steps = getattr(method, "every_steps", None) or getattr(method, "reset_every_steps", None)
+    if every_steps is not None:
+        return steps // every_steps
+    if loop == "rl":  # one phase; an epoch ends every epoch_steps agent steps
+        done = [range(row["step"] // 100)]
+    else:  # the epochs finished so far, phase by phase
+        lengths = {r["phase"]: r["epoch"] + 1 for r in rows}
+        done = [range(lengths[p]) for p in range(row["phase"])] + [range(row["epoch"] + 1)]
+    if getattr(method, "reset_every_epochs", None) is not None:  # H&T
+        offset = 0 if method.first_reset == "after_first_epoch" else 1
+        return sum((e + offset) % method.reset_every_epochs == 0 for epochs in done for e in epochs)
+    if getattr(method, "every_epochs", None) is not None:  # ReDo
+        return sum((e + 1) % method.every_epochs == 0 for epochs in done for e in epochs)
+    return len(done) - 1  # between phases: once at the start of every phase after the first
 
 
 def test_between_phase_methods_are_refused_in_a_one_phase_rl_run_before_anything_is_written(tmp_path, capsys):

@@ -69,6 +69,10 @@ def test_report_has_an_rl_table_and_learning_curves(tmp_path, capsys):
     assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "report")]) == 0
     printed = capsys.readouterr().out
     assert "| minatar/breakout/dqn | hare_tortoise |" in printed and "| minatar/breakout/dqn | base |" in printed
+    # what each method did, from its counters: rl-smoke's H&T resets every 100 of its 200 updates
+    assert "method actions (mean per run)" in printed
+    hare_tortoise_row = next(line for line in printed.splitlines() if line.startswith("| minatar/breakout/dqn | hare_tortoise |"))
+    assert "| resets 2, updates 200 |" in hare_tortoise_row
     assert (tmp_path / "report" / "minatar_breakout_dqn-returns.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "report" / "minatar-final-returns.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -1,5 +1,6 @@
 """The house rules that code review would otherwise have to remember: imports inside `src/` run one way (no cycle,
-function-level imports included), and nothing in the package points at files outside the repository."""
+function-level imports included), docs/ARCHITECTURE.md names every module there is and no other, and nothing in the
+package points at files outside the repository."""
 
 import ast
 import pathlib
@@ -104,3 +105,15 @@ def test_nothing_in_the_package_points_outside_the_repository():
     assert hits == []
     for doc in set(re.findall(r"docs/[A-Z]+\.md", "".join(p.read_text() for p in PACKAGE.rglob("*.py")))):
         assert (SRC.parent / doc).exists(), f"the package cites {doc}, which does not exist"
+
+
+def test_the_architecture_document_names_every_module_and_no_other():
+    text = (SRC.parent / "docs" / "ARCHITECTURE.md").read_text()
+    mentioned = set(re.findall(r"`([a-z_]+(?:/[a-z_]+)*(?:\.py|/))`", text))
+    top = {p.name + "/" if p.is_dir() else p.name for p in PACKAGE.iterdir()
+           if (p.is_dir() and (p / "__init__.py").exists()) or (p.suffix == ".py" and not p.name.startswith("__"))}
+    assert top <= mentioned, f"not in docs/ARCHITECTURE.md: {sorted(top - mentioned)}"
+    files = {str(p.relative_to(PACKAGE)) + ("/" if p.is_dir() else "") for p in PACKAGE.rglob("*")}
+    for name in mentioned:
+        exists = (SRC.parent / name).exists() or any(f == name or f.endswith("/" + name) for f in files)
+        assert exists, f"docs/ARCHITECTURE.md names {name}, which does not exist"

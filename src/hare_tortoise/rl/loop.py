@@ -116,7 +116,7 @@ class RLRun:
         bar.close()
         rows = store.rows()
         seconds = sum(r["seconds"] for r in rows)  # over all chunks, across resumes: totals, not means of rates
-        final = {"step": agent.steps, "final": True,
+        final = {"step": agent.steps, "updates": agent.updates, "final": True,
                  **evaluate_both(config, agent, config.eval_episodes, config.seed + 1_000_003, agent.rng, self.progress),
                  "steps_per_second": agent.steps / seconds,
                  "update_share": sum(r["update_share"] * r["seconds"] for r in rows) / seconds}

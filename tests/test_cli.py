@@ -32,7 +32,7 @@ def test_report_prints_the_table_and_writes_plots(runs, capsys, tmp_path):
                                             if line.startswith("| mnist1d/mlp/warm_start | hare_tortoise |"))
     pngs = sorted(tmp_path.glob("*.png"))  # per setting: test, train-vs-test, final bars, plasticity
     assert len(pngs) == 8 and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
-    assert "⚠ fewer than 3 finished seeds" in printed and "report.csv" in {p.name for p in tmp_path.iterdir()}
+    assert "⚠ fewer than 5 finished seeds" in printed and "test acc [t]" in printed and "P(> base) [boot]" in printed and "report.csv" in {p.name for p in tmp_path.iterdir()}
     assert "![mnist1d_mlp_warm_start-test]" in (tmp_path / "report.md").read_text()
 
 

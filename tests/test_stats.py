@@ -8,7 +8,8 @@ import pytest
 
 from hare_tortoise.report import Run, averaging_and_resets, largest_fall, markdown, supervised_cells, write_csv
 from hare_tortoise.rl import scores
-from hare_tortoise.stats import bootstrap_means, mean_interval, paired_difference, ratio_of_means
+from hare_tortoise.stats import (bootstrap_means, improvement_probability, mean_interval, paired_difference,
+                                 probability_of_improvement, ratio_of_means, t_means)
 
 
 def test_the_interval_of_equal_values_is_that_value_and_one_seed_has_no_interval():
@@ -19,13 +20,41 @@ def test_the_interval_of_equal_values_is_that_value_and_one_seed_has_no_interval
     assert mean_interval([1.0, math.nan, 3.0]).n == 2  # a diverged seed is not averaged in
 
 
-def test_the_bootstrap_interval_covers_the_mean_and_matches_the_normal_theory_one():
+def test_the_default_interval_is_students_t_and_the_bootstrap_one_matches_it_at_large_n():
     values = np.random.default_rng(0).normal(10.0, 2.0, size=40)
-    interval = mean_interval(values)
-    assert interval.low < values.mean() < interval.high and interval.mean == pytest.approx(values.mean())
-    half_width = 1.96 * values.std(ddof=1) / math.sqrt(len(values))
-    assert (interval.high - interval.low) / 2 == pytest.approx(half_width, rel=0.15)
-    assert mean_interval(values) == mean_interval(values)  # seeded: the same report twice
+    t = mean_interval(values)
+    half_width = 2.0227 * values.std(ddof=1) / math.sqrt(len(values))  # t(0.975, 39)
+    assert t.method == "t" and t.mean == pytest.approx(values.mean())
+    assert (t.low, t.high) == pytest.approx((values.mean() - half_width, values.mean() + half_width), rel=1e-4)
+    bootstrap = mean_interval(values, method="bootstrap")
+    assert bootstrap.method == "bootstrap" and bootstrap.low < values.mean() < bootstrap.high
+    assert (bootstrap.high - bootstrap.low) / 2 == pytest.approx(half_width, rel=0.15)
+    assert mean_interval(values, "bootstrap") == mean_interval(values, "bootstrap")  # seeded: the same report twice
+    three = mean_interval([1.0, 2.0, 4.0])  # t(0.975, 2) = 4.3027, s = 1.5275
+    assert (three.low, three.high) == pytest.approx((7 / 3 - 4.3027 * 1.5275 / math.sqrt(3),
+                                                     7 / 3 + 4.3027 * 1.5275 / math.sqrt(3)), rel=1e-3)
+
+
+@pytest.mark.parametrize("n", [3, 5])
+def test_the_default_95_interval_covers_the_true_mean_95_percent_of_the_time_and_the_bootstrap_at_n3_does_not(n):
+    """4,000 synthetic studies of n seeds each, values N(1, 2^2): the share of studies whose interval holds 1."""
+    samples = np.random.default_rng(n).normal(1.0, 2.0, size=(n, 4000))  # a column per study
+    _, low, high = t_means(samples)
+    assert 0.93 <= ((low <= 1.0) & (1.0 <= high)).mean() <= 0.97
+    if n == 3:
+        _, low, high = bootstrap_means(samples, reps=1000)
+        assert ((low <= 1.0) & (1.0 <= high)).mean() < 0.85  # near [min, max] of 3 values: about 75%
+
+
+def test_the_probability_of_improvement_counts_wins_over_all_pairs_of_runs():
+    assert improvement_probability([3.0, 4.0], [1.0, 2.0]) == 1.0
+    assert improvement_probability([1.0, 3.0], [2.0]) == 0.5 and improvement_probability([1.0], [1.0]) == 0.5
+    assert improvement_probability([2.0, 2.0, 5.0], [1.0, 2.0]) == pytest.approx((1 + 0.5) * 2 / 6 + 2 / 6)
+    certain = probability_of_improvement({1: 3.0, 2: 4.0, 3: 5.0}, {1: 0.0, 2: 1.0, 3: 2.0})
+    assert (certain.mean, certain.low, certain.high, certain.method) == (1.0, 1.0, 1.0, "bootstrap")
+    mixed = probability_of_improvement({1: 1.0, 2: 3.0, 3: 5.0}, {1: 2.0, 2: 4.0, 3: 0.0})
+    assert mixed.mean == pytest.approx(6 / 9) and 0.0 <= mixed.low < 6 / 9 < mixed.high <= 1.0  # 1+2+3 wins of 9
+    assert probability_of_improvement({}, {1: 1.0}).n == 0
 
 
 def test_bootstrap_means_works_column_by_column():
@@ -80,12 +109,16 @@ def test_report_cells_give_paired_differences_to_base_and_the_warm_start_gap(tmp
     assert base.columns["warm-start gap"].mean == pytest.approx(5.0) and base.columns["Δ vs base"].n == 0
     assert cells["mnist1d/mlp/cold", "cold EMA (shadow)"].columns["test acc"].mean == pytest.approx(95.0)
     text = markdown(list(cells.values()))
-    assert "| mnist1d/mlp/warm_start | hare_tortoise | 89.50 [89.00, 90.00] |" in text
-    assert "| 2 ⚠ |" in text and "fewer than 3 finished seeds" in text and "warm_start hare_tortoise" in text
+    # 89 and 90: mean 89.5 +- t(0.975, 1) = 12.706 times 0.7071 / sqrt(2)
+    assert "| mnist1d/mlp/warm_start | hare_tortoise | 89.50 [83.15, 95.85] |" in text
+    assert "| setting | method | test acc [t] |" in text and "P(> base) [boot]" in text and "[t]: 95% Student-t" in text
+    assert "| 2 ⚠ |" in text and "fewer than 5 finished seeds" in text and "warm_start hare_tortoise" in text
     write_csv(list(cells.values()), tmp_path / "r.csv")
     lines = (tmp_path / "r.csv").read_text().splitlines()
-    assert lines[0] == "setting,method,quantity,mean,ci_low,ci_high,seeds"
-    assert any(line.startswith("mnist1d/mlp/warm_start,hare_tortoise,Δ vs base,3.0") for line in lines)
+    assert lines[0] == "setting,method,quantity,mean,ci_low,ci_high,interval,seeds"
+    assert any(line.startswith("mnist1d/mlp/warm_start,hare_tortoise,Δ vs base,3.0") and
+               line.endswith(",95% Student-t,2") for line in lines)
+    assert any(",P(> base)," in line and line.endswith(",95% percentile-bootstrap,2") for line in lines)
 
 
 def test_runs_that_differ_in_a_setting_form_separate_cells():

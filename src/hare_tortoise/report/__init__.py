@@ -29,9 +29,12 @@ def report(directories: list[str | pathlib.Path], out: str | pathlib.Path) -> tu
     if any(not r.is_rl for r in runs):
         supervised = supervised_cells(runs)
         cells += supervised
-        sections += [markdown(supervised, "Final accuracy in %: mean over seeds [95% percentile-bootstrap interval]. "
+        sections += [markdown(supervised, "Final accuracy in %: mean over seeds [95% Student-t interval]. "
+                              "P(> base): the probability that a run beats a base run of the setting (Agarwal et al. "
+                              "2021) [95% percentile bootstrap]. "
                               "Δ vs base: paired by seed. Warm-start gap: cold-start base minus this, paired. Gap "
-                              "closed: Δ vs base over base's warm-start gap, where that gap's interval lies above 0. "
+                              "closed: Δ vs base over base's warm-start gap, where that gap's interval lies above 0 "
+                              "[95% percentile bootstrap]. "
                               "Largest fall: the largest drop of test accuracy between two evaluations, from the end "
                               "of the first phase on."), ""]
         decomposition = averaging_and_resets(runs)

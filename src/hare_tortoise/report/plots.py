@@ -1,4 +1,4 @@
-"""Plots: mean curves with shaded 95% bootstrap bands over seeds, and the supervised figures per setting (test
+"""Plots: mean curves with shaded 95% Student-t bands over seeds, and the supervised figures per setting (test
 accuracy over epochs with phase boundaries and cold-start references, train against test, final accuracies,
 plasticity metrics at phase ends)."""
 
@@ -9,12 +9,9 @@ import pathlib
 
 import numpy as np
 
-from ..stats import bootstrap_means, mean_interval
+from ..stats import mean_interval, t_means
 from .runs import Run, by_seed
 from .supervised import cold_reference
-
-CURVE_REPS = 1000  # bootstrap replicates per curve point: the bands are drawn, not tabulated
-
 
 def curve(members: list[Run], key: str, x: str | None = None):
     """x (epoch index over all phases, or the row field `x`) and the mean, low and high over the runs of `key`,
@@ -27,12 +24,12 @@ def curve(members: list[Run], key: str, x: str | None = None):
     points = sorted(p for p, v in by_point.items() if len(v) == len(members))
     if not points:
         return [], [], [], []
-    mean, low, high = bootstrap_means(np.array([by_point[p] for p in points]).T, reps=CURVE_REPS)
+    mean, low, high = t_means(np.array([by_point[p] for p in points]).T)
     return points, mean, low, high
 
 
 def draw(axis, members: list[Run], key: str, colour: str, label: str, linestyle="-", x: str | None = None) -> None:
-    """The mean curve of `key` with its 95% bootstrap band over seeds."""
+    """The mean curve of `key` with its 95% Student-t band over seeds."""
     points, mean, low, high = curve(members, key, x)
     if points:
         axis.plot(points, mean, color=colour, linestyle=linestyle, label=label)
@@ -76,7 +73,7 @@ def _references(runs: list[Run], like: Run) -> list[tuple[str, float]]:
 
 def supervised_plots(runs: list[Run], out: pathlib.Path) -> list[pathlib.Path]:
     """Per setting: test accuracy over epochs (reported network solid, hare dotted, EMA shadow dashed; bands are
-    95% bootstrap intervals over seeds) with phase boundaries and cold-start references, whole run and last phase;
+    95% Student-t intervals over seeds) with phase boundaries and cold-start references, whole run and last phase;
     train against test accuracy; final accuracies with intervals; plasticity metrics at the end of each phase."""
     import matplotlib.pyplot as plt
 
@@ -126,7 +123,7 @@ def _phase_lines(axis, boundaries: list[int]) -> None:
 
 
 def _final_bars(members: list[Run], labels: list[str], setting: str, path: pathlib.Path) -> pathlib.Path:
-    """Final test accuracy of the reported network and of the hare per method, with 95% bootstrap intervals."""
+    """Final test accuracy of the reported network and of the hare per method, with 95% Student-t intervals."""
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(max(5, 1.1 * len(labels) + 2), 4))
@@ -141,7 +138,7 @@ def _final_bars(members: list[Run], labels: list[str], setting: str, path: pathl
     if finite:
         axis.set_ylim(min(finite) - 3, max(finite) + 2)
     axis.set_xticks(np.arange(len(labels)), labels, rotation=30, ha="right")
-    axis.set(ylabel="final test accuracy (%)", title=f"{setting}: final accuracy, 95% bootstrap intervals")
+    axis.set(ylabel="final test accuracy (%)", title=f"{setting}: final accuracy, 95% Student-t intervals")
     axis.legend(fontsize=8)
     return save(figure, path)
 
@@ -164,7 +161,7 @@ def _plasticity(members: list[Run], labels: list[str], setting: str):
             phases = min(len(e) for e in ends)
             if phases and all(key in e[p] for e in ends for p in range(phases)):
                 values = np.array([[e[p][key] for p in range(phases)] for e in ends])
-                mean, low, high = bootstrap_means(values, reps=CURVE_REPS)
+                mean, low, high = t_means(values)
                 axis.plot(range(phases), mean, marker="o", color=colour, label=label)
                 axis.fill_between(range(phases), low, high, color=colour, alpha=0.15, linewidth=0)
         axis.set(title=key.removeprefix("metrics/").replace("_", " "), xlabel="phase", xticks=range(phases))

@@ -1,5 +1,5 @@
-"""The RL part of a report: per game and method the final evaluation returns with 95% bootstrap intervals over
-seeds and the paired difference to `base`; for Atari-100k the human-normalised scores, where DrQ(eps) falls among
+"""The RL part of a report: per game and method the final evaluation returns with 95% Student-t intervals over
+seeds, the paired difference to `base` and the probability of improvement over it; for Atari-100k the human-normalised scores, where DrQ(eps) falls among
 the published runs, the aggregates over games with stratified-bootstrap intervals and the performance profile
 (Agarwal et al. 2021); learning curves with shaded intervals."""
 
@@ -10,7 +10,7 @@ import pathlib
 import numpy as np
 
 from ..rl import scores
-from ..stats import mean_interval, paired_difference
+from ..stats import mean_interval, paired_difference, probability_of_improvement
 from .plots import draw, save
 from .runs import Cell, Run, by_seed, group, method_actions
 from .tables import markdown
@@ -30,6 +30,8 @@ def cells(runs: list[Run]) -> list[Cell]:
             "eval return": mean_interval(returns.values()),
             "online eval return": mean_interval(by_seed(members, "eval_return_online").values()),
             "Δ vs base": paired_difference(returns, base) if label != "base" and base else mean_interval([]),
+            "P(> base)": (probability_of_improvement(returns, base) if label != "base" and base
+                          else mean_interval([])),
             "steps/s": mean_interval(by_seed(members, "steps_per_second").values()),
             "update share %": mean_interval(by_seed(members, "update_share", 100).values())},
             len(returns), len(members) - len(returns), method_actions(members)))
@@ -80,7 +82,8 @@ def atari_tables(runs: list[Run], reps: int = 2000) -> str:
 def tables(runs: list[Run]) -> tuple[str, list[Cell]]:
     """The Markdown of the RL sections and their cells (for the CSV)."""
     rl_cells = cells(runs)
-    text = markdown(rl_cells, "Final evaluation return: mean over seeds [95% percentile-bootstrap interval]; "
+    text = markdown(rl_cells, "Final evaluation return: mean over seeds [95% Student-t interval]; P(> base): the probability that a run "
+                     "beats a base run (Agarwal et al. 2021) [95% percentile bootstrap]; "
                               "Δ vs base paired by seed.")
     atari = atari_tables(runs)
     if atari:
@@ -90,7 +93,7 @@ def tables(runs: list[Run]) -> tuple[str, list[Cell]]:
 
 
 def _final_returns(runs: list[Run], suite: str, out: pathlib.Path) -> pathlib.Path:
-    """Per game, the final evaluation return of each method's reported network, with 95% bootstrap intervals."""
+    """Per game, the final evaluation return of each method's reported network, with 95% Student-t intervals."""
     import matplotlib.pyplot as plt
 
     games = sorted({r.config["game"] for r in runs})
@@ -106,7 +109,7 @@ def _final_returns(runs: list[Run], suite: str, out: pathlib.Path) -> pathlib.Pa
         axis.set(title=game, xticks=[])
     axes[0][0].set_ylabel("final evaluation return")
     axes[0][0].legend(fontsize=7)
-    figure.suptitle(f"{suite}: final evaluation return, mean over seeds with 95% bootstrap intervals")
+    figure.suptitle(f"{suite}: final evaluation return, mean over seeds with 95% Student-t intervals")
     return save(figure, out / f"{suite}-final-returns.png")
 
 

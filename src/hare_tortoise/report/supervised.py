@@ -3,7 +3,7 @@ gap, the largest fall after a reset, and where H&T's gain comes from (averaging 
 
 from __future__ import annotations
 
-from ..stats import differences, mean_interval, paired_difference, ratio_of_means
+from ..stats import differences, mean_interval, paired_difference, probability_of_improvement, ratio_of_means
 from .runs import Cell, Run, by_seed, group, method_actions
 
 
@@ -35,7 +35,7 @@ def _is_warm(run: Run) -> bool:
 
 def supervised_cells(runs: list[Run]) -> list[Cell]:
     """Per setting and method: final test accuracy (in %) of the reported network and of the hare, train accuracy,
-    the paired difference to the setting's base; for warm starts the gap to cold start (cold minus this: the
+    the paired difference to the setting's base and the probability of improvement over it; for warm starts the gap to cold start (cold minus this: the
     accuracy the warm start still costs) and the share of base's gap the method closes; the largest fall of test
     accuracy between two evaluations after the first phase (a reset's drop, seen when evaluating every epoch). An
     EMA shadow, where kept, gets its own row."""
@@ -50,6 +50,8 @@ def supervised_cells(runs: list[Run]) -> list[Cell]:
         base = baseline_label(supervised, setting)
         base_test = by_seed([r for r in supervised if r.setting == setting and r.label == base], "test_acc", 100)
         columns["Δ vs base"] = paired_difference(test, base_test) if base and base != label else mean_interval([])
+        columns["P(> base)"] = (probability_of_improvement(test, base_test) if base and base != label
+                                else mean_interval([]))
         cold = by_seed(cold_reference(supervised, members[0]), "test_acc", 100) if _is_warm(members[0]) else {}
         columns["warm-start gap"] = paired_difference(cold, test) if cold else mean_interval([])
         gap = differences(cold, base_test)

@@ -42,32 +42,33 @@ class Interval:
         return point if self.n == 1 else f"{point} [{scale * self.low:.{digits}f}, {scale * self.high:.{digits}f}]"
 
 
+def _means(values: np.ndarray, interval) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over axis 0 (seeds) of every column, with (low, high) = interval(values); a single seed has no interval."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.shape[0] == 0:
+        raise ValueError("no values: a cell needs at least one finished seed")
+    mean = values.mean(axis=0)
+    if values.shape[0] == 1:
+        return mean, mean.copy(), mean.copy()
+    low, high = interval(values)
+    return mean, low, high
+
+
 def t_means(values: np.ndarray, level: float = 0.95):
     """Mean over axis 0 (seeds) and its Student-t interval, for every column of `values` at once: returns (mean,
     low, high) arrays of values.shape[1:]."""
-    values = np.asarray(values, dtype=np.float64)
-    n = values.shape[0]
-    if n == 0:
-        raise ValueError("no values: a cell needs at least one finished seed")
-    mean = values.mean(axis=0)
-    if n == 1:
-        return mean, mean.copy(), mean.copy()
-    half = scipy_stats.t.ppf(0.5 + level / 2, n - 1) * values.std(axis=0, ddof=1) / math.sqrt(n)
-    return mean, mean - half, mean + half
+    def interval(values):
+        n = values.shape[0]
+        half = scipy_stats.t.ppf(0.5 + level / 2, n - 1) * values.std(axis=0, ddof=1) / math.sqrt(n)
+        return values.mean(axis=0) - half, values.mean(axis=0) + half
+
+    return _means(values, interval)
 
 
 def bootstrap_means(values: np.ndarray, reps: int = 10_000, level: float = 0.95, seed: int = 0):
     """Mean over axis 0 (seeds) and its percentile-bootstrap interval, for every column of `values` at once:
     returns (mean, low, high) arrays of values.shape[1:]."""
-    values = np.asarray(values, dtype=np.float64)
-    n = values.shape[0]
-    if n == 0:
-        raise ValueError("no values to bootstrap: a cell needs at least one finished seed")
-    mean = values.mean(axis=0)
-    if n == 1:
-        return mean, mean.copy(), mean.copy()
-    low, high = np.percentile(_resampled_means(values, reps, seed), _tails(level), axis=0)
-    return mean, low, high
+    return _means(values, lambda values: np.percentile(_resampled_means(values, reps, seed), _tails(level), axis=0))
 
 
 def _resampled_means(values: np.ndarray, reps: int, seed: int) -> np.ndarray:

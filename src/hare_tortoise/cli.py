@@ -25,6 +25,9 @@ def cmd_run(args) -> int:
     config = resolve(args.preset, args.method, args.seed, args.data_dir, args.overrides, args.env)
     game = f"{config.game}/" if isinstance(config, RLConfig) else ""
     out = pathlib.Path(args.out or f"runs/{args.preset}/{game}{config.method}/seed{config.seed}")
+    for path in (out, *out.parents):
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"--out {out}: {path} is a file, not a run directory; choose another --out")
     if args.resume and not (out / "config.json").exists():
         raise ConfigError(f"--resume: {out} holds no run to resume; drop --resume to start one")
     if isinstance(config, RLConfig):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import pathlib
 import types
 import typing
 
@@ -17,7 +19,21 @@ class ConfigError(ValueError):
 
 
 class JsonConfig:
-    """JSON round trip for config dataclasses (tuples come back as tuples)."""
+    """JSON round trip for config dataclasses (tuples come back as tuples), and the checks every config shares."""
+
+    def check_common(self) -> None:
+        """Refuse a seed torch cannot take and any number that is not finite, including the settings groups'."""
+        seed = getattr(self, "seed")
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+            raise ConfigError(f"seed must be an integer in [0, 2**63), got {seed!r}")
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for attr, _ in self.settings_classes().values():
+            prefix = attr.removesuffix("_settings")
+            values.update({f"{prefix}.{k}": v for k, v in getattr(self, attr).items()})
+        for key, value in values.items():
+            for item in value if isinstance(value, tuple) else (value,):
+                if isinstance(item, float) and not math.isfinite(item):
+                    raise ConfigError(f"{key} must be a finite number, got {item!r}")
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -41,7 +57,7 @@ class Config(JsonConfig):
     """Everything one run needs. Defaults are the paper's CIFAR-10 training settings (docs/METHODS.md)."""
 
     # data
-    dataset: str = "mnist1d"            # one of `hare-tortoise list datasets`
+    dataset: str = "cifar10"            # one of `hare-tortoise list datasets`
     data_dir: str | None = None         # where to look for data files (then $HARE_TORTOISE_DATA, then defaults)
     train_size: int | None = None       # mnist1d: training samples generated; others: a fixed random training subset
     test_size: int | None = None        # mnist1d: test samples generated; others: the full test set
@@ -85,6 +101,7 @@ class Config(JsonConfig):
 
     def validate(self) -> "Config":
         """Check every value; raise ConfigError naming the first bad one and what is allowed."""
+        self.check_common()
         choices = {"dataset": data.available(), "protocol": sorted(streams.PROTOCOLS), "model": models.available(),
                    "method": methods.available(), "memory": ["accumulate", "replay"], "activation": ["relu", "crelu"],
                    "norm": [None, "batch", "layer", "none"]}
@@ -107,8 +124,13 @@ class Config(JsonConfig):
                               f"{self.noise_schedule!r}")
         if self.checkpoint_every_seconds < 0:
             raise ConfigError(f"checkpoint_every_seconds must be >= 0, got {self.checkpoint_every_seconds!r}")
-        if self.weight_decay < 0 or (self.grad_clip is not None and self.grad_clip <= 0):
-            raise ConfigError("weight_decay must be >= 0 and grad_clip > 0 (or none)")
+        if self.weight_decay < 0:
+            raise ConfigError(f"weight_decay must be a finite number >= 0, got {self.weight_decay!r}")
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise ConfigError(f"grad_clip must be > 0 (or none), got {self.grad_clip!r}")
+        if self.data_dir is not None and not pathlib.Path(self.data_dir).expanduser().is_dir():
+            raise ConfigError(f"data_dir={self.data_dir} does not exist (or is not a folder); give the folder that "
+                              "holds the data files, or leave data_dir out to use the defaults")
         if self.ema_shadow is not None and not 0 <= self.ema_shadow < 1:
             raise ConfigError(f"ema_shadow must be a momentum in [0, 1) or none, got {self.ema_shadow!r}")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
@@ -157,9 +179,13 @@ def apply_overrides(config, overrides: list[str]):
     hints = typing.get_type_hints(type(config))
     groups = {attr for attr, _ in config.settings_classes().values()}
     plain = [item.partition("=") for item in overrides]
+    seen: dict[str, str] = {}
     for item, (key, sep, _) in zip(overrides, plain):
         if not sep:
             raise ConfigError(f"override {item!r} is not of the form key=value")
+        if key in seen:
+            raise ConfigError(f"{key} is given twice ({seen[key]}, {item}): give it once")
+        seen[key] = item
     changes = {}
     valid = ", ".join(sorted(set(hints) - groups)) + ", " + ", ".join(f"{p}.<setting>" for p in config.settings_classes())
     for key, _, text in plain:
@@ -182,4 +208,11 @@ def apply_overrides(config, overrides: list[str]):
                 raise ConfigError(f"{prefix} {getattr(config, prefix)!r} has no setting {name!r}; its settings: "
                                   f"{', '.join(sorted(known)) or 'none'}")
             updated[attr][name] = _parse(text, known[name], key)
+            # of two settings of which exactly one is set (a schedule in epochs or in steps), setting one alone
+            # switches to it: its partner is unset unless it is given too
+            for pair in getattr(settings_class, "exclusive_settings", ()):
+                if name in pair:
+                    partner = pair[1 - pair.index(name)]
+                    if f"{prefix}.{partner}" not in seen:
+                        updated[attr][partner] = None
     return dataclasses.replace(config, **updated)

@@ -87,6 +87,9 @@ def grid(preset: str, methods: list[str], seeds: list[int], overrides: list[str]
         key, equals, values = override.partition("=")
         if not equals or not key or not values:
             raise ConfigError(f"override {override!r} is not key=value (several values: key=v1,v2)")
+        if key == "method":  # the run directories are named by --methods: an override must not contradict them
+            raise ConfigError(f"method=... cannot be swept as an override: list the methods in --methods "
+                              f"(--methods {values})")
         axes.append([(key, value) for value in values.split(",")])
     root = pathlib.Path(out).resolve()
     specs = []

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import data, methods
-from .config import Config
+from .config import Config, ConfigError
 from .core import HareTortoise
 from .data import streams
 from .data.batches import Inputs, shuffled_batches
@@ -45,6 +45,21 @@ def _epoch_seed(seed: int, phase: int, epoch: int) -> int:
 def prepare_dataset(config: Config) -> data.Dataset:
     """The configured dataset, cut to the configured sizes (`data.prepare`)."""
     return data.prepare(config.dataset, config.data_dir, config.train_size, config.test_size)
+
+
+def check_batches(model: torch.nn.Module, phases: list[streams.Phase], batch_size: int) -> None:
+    """Refuse a batch of one sample where the model has BatchNorm: its training statistics need two (torch raises
+    in the middle of the run otherwise)."""
+    if not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        return
+    if batch_size == 1:
+        raise ConfigError("batch_size=1 with BatchNorm: BatchNorm needs at least 2 samples per training batch; "
+                          "use batch_size >= 2, or norm=layer or norm=none")
+    for phase in phases:
+        if len(phase.indices) % batch_size == 1:
+            raise ConfigError(f"phase {phase.name!r} has {len(phase.indices)} samples: with batch_size={batch_size} "
+                              "its last batch is a batch of 1 sample, which BatchNorm cannot normalise; choose "
+                              f"another batch_size (e.g. {batch_size + 1}) or train_size")
 
 
 class Trainer:
@@ -77,6 +92,7 @@ class Trainer:
         model = models.build(config.model, dataset.input_shape, dataset.num_classes, config.width, config.norm,
                              config.activation)
         self.model = self.method.prepare_model(model).to(self.device)
+        check_batches(self.model, self.phases, config.batch_size)
         if self.device.type == "cuda" and self.data.is_image:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.initial = snapshot(self.model)

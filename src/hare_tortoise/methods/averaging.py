@@ -111,6 +111,7 @@ class HareTortoiseMethod(EMA):
 
     name = "hare_tortoise"
     counters = ("updates", "resets")
+    exclusive_settings = (("reset_every_epochs", "reset_every_steps"),)  # setting one alone unsets the other
     reset_every_epochs: int | None = 10   # k; None when resetting by steps
     reset_every_steps: int | None = None  # reset after every this many optimizer steps instead of by epochs
     first_reset: Literal["after_first_epoch", "after_k_epochs"] = "after_first_epoch"

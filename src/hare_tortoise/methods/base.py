@@ -84,6 +84,9 @@ class Method:
 
     name = "base"
     counters: ClassVar[tuple[str, ...]] = ()  # what `counts` counts: the method's actions, by name
+    # pairs of settings of which exactly one is set (a schedule in epochs or in steps): an override of one alone
+    # unsets the other
+    exclusive_settings: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     @property
     def counts(self) -> dict[str, int]:

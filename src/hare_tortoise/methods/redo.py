@@ -112,6 +112,7 @@ class ReDo(Method):
 
     name = "redo"
     counters = ("scans", "recycled_units")
+    exclusive_settings = (("every_epochs", "every_steps"),)  # setting one alone unsets the other
     tau: float = 0.1                 # dormancy threshold on the normalised score
     every_epochs: int | None = 1     # recycle at the end of every this many epochs
     every_steps: int | None = None   # or after every this many optimizer steps

@@ -14,6 +14,7 @@ from .vgg import vgg16
 from .vit import vit_tiny
 
 MODELS = {f.__name__: f for f in (mlp, cnn, resnet18, vgg16, vit_tiny)}
+IMAGE_MODELS = {"cnn", "resnet18", "vgg16", "vit_tiny"}  # they take (channels, height, width) inputs
 
 
 def available() -> list[str]:
@@ -28,6 +29,9 @@ def build(name: str, input_shape, num_classes: int, width: int | None = None, no
         raise ValueError(f"unknown model {name!r}; available: {', '.join(available())}")
     if activation not in ("relu", "crelu"):
         raise ValueError(f"activation must be 'relu' or 'crelu', got {activation!r}")
+    if name in IMAGE_MODELS and len(input_shape) != 3:
+        raise ValueError(f"model {name!r} takes images (channels, height, width); the inputs have shape "
+                         f"{tuple(input_shape)}: use model=mlp for them, or a dataset of images")
     options = {k: v for k, v in (("width", width), ("norm", norm)) if v is not None}
     model = MODELS[name](tuple(input_shape), num_classes, **options)
     if activation == "crelu" and use_crelu(model) == 0:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
+import sys
 
 from ..config import Config
 from ..rl.config import RLConfig
@@ -20,6 +21,7 @@ class Run:
     rows: list[dict]
     finished: bool
     variant: str = ""  # the settings that set this run apart from others of its setting and method (a sweep axis)
+    summary: dict | None = None  # summary.json of a finished run
 
     @property
     def is_rl(self) -> bool:
@@ -31,7 +33,8 @@ class Run:
 
     @property
     def final(self) -> dict:
-        return self.rows[-1]
+        """The final numbers: from summary.json once the run finished (its last row may have been cut since)."""
+        return self.summary["final"] if self.summary else self.rows[-1]
 
     @property
     def setting(self) -> str:
@@ -87,10 +90,18 @@ def load_runs(directories: list[str | pathlib.Path]) -> list[Run]:
             raise FileNotFoundError(f"{root} does not exist; give the run directories (or their parents) to report")
         for config_path in sorted(root.rglob("config.json")):
             store = RunStore(config_path.parent)
-            stored = json.loads(config_path.read_text())
+            try:
+                stored = json.loads(config_path.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                print(f"hare-tortoise: skipped {store.dir}: its config.json is not valid JSON", file=sys.stderr)
+                continue
+            if not (isinstance(stored, dict) and "method" in stored and ("agent" in stored or "protocol" in stored)):
+                print(f"hare-tortoise: skipped {store.dir}: its config.json is not a hare-tortoise run", file=sys.stderr)
+                continue
             # fields added since a run was made get their defaults: old and new runs of a setting share one cell
             config = (RLConfig if "agent" in stored else Config).completed(stored)
-            runs.append(Run(store.dir, config, store.rows(), store.summary() is not None))
+            summary = store.summary()
+            runs.append(Run(store.dir, config, store.rows(), summary is not None, summary=summary))
     if not runs:
         raise FileNotFoundError(f"no run directories (with config.json) under {', '.join(map(str, directories))}")
     mark_variants(runs)

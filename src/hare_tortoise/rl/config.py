@@ -47,6 +47,7 @@ class RLConfig(JsonConfig):
                 "agent": ("agent_settings", AGENTS[self.agent].settings)}
 
     def validate(self) -> "RLConfig":
+        self.check_common()
         if self.env not in GAMES:
             raise ConfigError(f"env={self.env!r} is not one of: {', '.join(GAMES)}")
         if self.game not in GAMES[self.env]:

@@ -1,0 +1,123 @@
+"""A battery of bad input and faults, driven through the real CLI as a user would meet them: each case exits with
+the code the CLI promises (2: bad input, 1: a bug), says what is wrong and how to fix it, and changes nothing that
+was already written."""
+
+import json
+import pathlib
+
+import pytest
+
+from hare_tortoise.cli import main
+from hare_tortoise.presets import resolve
+
+
+def snapshot(root: pathlib.Path) -> dict[str, bytes]:
+    """Every file under `root` with its bytes: what a refused command must leave as it was."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+# (argv, message): bad values and bad combinations, refused before a run directory is written
+BAD_RUNS = [
+    (["smoke", "lr=inf"], "lr must be a finite number, got inf"),
+    (["smoke", "lr=nan"], "lr must be a finite number, got nan"),
+    (["smoke", "weight_decay=-inf"], "weight_decay must be a finite number, got -inf"),
+    (["smoke", "weight_decay=-0.1"], "weight_decay must be a finite number >= 0, got -0.1"),
+    (["smoke", "--seed", "-1"], r"seed must be an integer in \[0, 2\*\*63\), got -1"),
+    (["smoke", "--seed", str(2**64)], r"seed must be an integer in \[0, 2\*\*63\)"),
+    (["smoke", "epochs=2", "epochs=3"], "epochs is given twice .epochs=2, epochs=3.: give it once"),
+    (["smoke", "method.momentum=0.9", "method.momentum=0.8", "--method", "ema"], "method.momentum is given twice"),
+    (["smoke", "model=cnn"], r"model 'cnn' takes images \(channels, height, width\); the inputs have shape \(40,\): use model=mlp"),
+    (["smoke", "model=resnet18"], "model 'resnet18' takes images"),
+    (["smoke", "data_dir={tmp}/nowhere"], "data_dir={tmp}/nowhere does not exist"),
+    (["smoke", "batch_size=1"], "batch_size=1 with BatchNorm"),
+    (["smoke", "train_size=193", "batch_size=32"], "phase 'full' has 193 samples: with batch_size=32 its last batch is a batch of 1 sample"),
+    (["smoke", "--method", "hare_tortoise", "method.reset_every_epochs=2", "method.reset_every_steps=5"],
+     "set exactly one of reset_every_epochs and reset_every_steps"),
+    (["smoke", "--method", "redo", "method.every_epochs=1", "method.every_steps=5"],
+     "set exactly one of every_epochs and every_steps"),
+    (["rl-smoke", "--seed", "-3"], r"seed must be an integer in \[0, 2\*\*63\)"),
+    (["rl-smoke", "agent.lr=inf"], "agent.lr must be a finite number, got inf"),
+    (["rl-smoke", "steps=300", "steps=400"], "steps is given twice"),
+]
+
+
+@pytest.mark.parametrize("argv, message", BAD_RUNS)
+def test_a_bad_run_exits_2_names_the_problem_and_writes_nothing(argv, message, tmp_path, capsys):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    message = message.replace("{tmp}", str(tmp_path))
+    assert main(["run", *argv, "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("hare-tortoise: error: ") and "Traceback" not in error
+    assert __import__("re").search(message, error), error
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_config_defaults_are_the_papers_cifar10_settings_and_work_together():
+    from hare_tortoise.config import Config
+
+    config = Config()
+    assert (config.dataset, config.model, config.lr, config.weight_decay) == ("cifar10", "resnet18", 1e-3, 1e-3)
+    config.validate()
+
+
+def test_setting_the_step_schedule_alone_switches_hare_tortoise_to_it():
+    config = resolve("smoke", "hare_tortoise", 1, None, ["method.reset_every_steps=5"])
+    assert config.method_settings["reset_every_steps"] == 5 and config.method_settings["reset_every_epochs"] is None
+    config = resolve("smoke", "redo", 1, None, ["method.every_steps=7"])
+    assert config.method_settings["every_steps"] == 7 and config.method_settings["every_epochs"] is None
+
+
+@pytest.mark.parametrize("make", ["file", "run"])
+def test_out_that_is_a_file_or_inside_one_is_refused_and_left_untouched(make, tmp_path, capsys):
+    target = tmp_path / "notes.txt"
+    target.write_text("my notes\n")
+    out = target if make == "file" else target / "run"
+    assert main(["run", "smoke", "--out", str(out), "--no-progress"]) == 2
+    assert "is a file, not a run directory" in capsys.readouterr().err
+    assert target.read_text() == "my notes\n"
+
+
+def test_a_sweep_override_that_contradicts_methods_is_refused(tmp_path, capsys):
+    assert main(["sweep", "smoke", "--methods", "base", "--seeds", "1", "--out", str(tmp_path / "s"),
+                 "method=ema,l2"]) == 2
+    assert "method=... cannot be swept as an override: list the methods in --methods (--methods ema,l2)" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_folder_with_another_tools_config_json_is_no_run_in_the_report(tmp_path, capsys):
+    assert main(["run", "smoke", "--out", str(tmp_path / "runs" / "ours"), "--no-progress"]) == 0
+    other = tmp_path / "runs" / "wandb" / "files"
+    other.mkdir(parents=True)
+    (other / "config.json").write_text(json.dumps({"_wandb": {"value": 1}, "learning_rate": 0.1}))
+    (tmp_path / "runs" / "broken").mkdir()
+    (tmp_path / "runs" / "broken" / "config.json").write_text("{not json")
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "report")]) == 0
+    captured = capsys.readouterr()
+    table_rows = [line for line in captured.out.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert table_rows == [next(r for r in table_rows if r.startswith("| mnist1d/mlp/warm_start | warm |"))]
+    assert f"skipped {other}: its config.json is not a hare-tortoise run" in captured.err
+    assert "broken: its config.json is not valid JSON" in captured.err
+
+
+def test_a_finished_runs_final_numbers_come_from_its_summary_not_a_cut_last_row(tmp_path, capsys):
+    out = tmp_path / "runs" / "ours"
+    assert main(["run", "smoke", "--out", str(out), "--no-progress"]) == 0
+    final = json.loads((out / "summary.json").read_text())["final"]["test_acc"]
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    (out / "metrics.jsonl").write_text("\n".join(lines[:-1]) + "\n" + lines[-1][: len(lines[-1]) // 2])
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "report")]) == 0
+    assert f"| mnist1d/mlp/warm_start | warm | {100 * final:.2f} |" in capsys.readouterr().out
+
+
+def test_refused_commands_on_an_existing_run_change_none_of_its_files(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "smoke", "--out", str(out), "--no-progress"]) == 0
+    before = snapshot(out)
+    for bad in (["epochs=3"], ["lr=inf"], ["epochs=2", "epochs=2"], ["--method", "head_reset", "protocol=cold"],
+                ["model=cnn"], ["batch_size=1"]):
+        assert main(["run", "smoke", *bad, "--out", str(out), "--no-progress"]) == 2, bad
+        assert snapshot(out) == before, bad
+    assert "differs in: epochs" in capsys.readouterr().err

@@ -121,3 +121,106 @@ def test_refused_commands_on_an_existing_run_change_none_of_its_files(tmp_path, 
         assert main(["run", "smoke", *bad, "--out", str(out), "--no-progress"]) == 2, bad
         assert snapshot(out) == before, bad
     assert "differs in: epochs" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bug", [ValueError("an internal value went wrong"), ZeroDivisionError("division by zero")])
+def test_a_bug_is_not_reported_as_bad_input_it_shows_its_traceback_and_exits_1(bug, tmp_path, capsys, monkeypatch):
+    from hare_tortoise import cli
+
+    def broken(*args, **kwargs):
+        raise bug
+
+    monkeypatch.setattr(cli, "resolve", broken)
+    assert main(["run", "smoke", "--out", str(tmp_path / "run"), "--no-progress"]) == 1
+    error = capsys.readouterr().err
+    assert "Traceback" in error and str(bug) in error and "this is a bug in hare-tortoise" in error
+    assert "hare-tortoise: error:" not in error
+
+
+DAMAGED_JSON = {"garbage": b"\x00\xff not json", "truncated": b'{"dataset": "mnist1d", "epo', "empty": b"",
+                "a list": b"[1, 2, 3]", "a number": b"7"}
+
+
+@pytest.mark.parametrize("damage", DAMAGED_JSON)
+@pytest.mark.parametrize("name", ["config.json", "summary.json"])
+def test_a_damaged_json_file_of_a_run_is_named_with_what_to_do_and_left_as_it_is(name, damage, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "smoke", "--out", str(out), "--no-progress"]) == 0
+    (out / name).write_bytes(DAMAGED_JSON[damage])
+    before = snapshot(out)
+    assert main(["run", "smoke", "--out", str(out), "--no-progress"]) == 2
+    error = capsys.readouterr().err
+    assert f"{out / name} is damaged" in error and "Traceback" not in error
+    assert ("delete it and run the same command again" if name == "summary.json" else "choose another --out") in error
+    assert snapshot(out) == before
+
+
+# --- the library API -------------------------------------------------------------------------------------------
+
+def test_hare_tortoise_refuses_an_integer_parameter_at_construction():
+    import torch
+    from torch import nn
+
+    from hare_tortoise import HareTortoise
+
+    model = nn.Linear(3, 2)
+    model.steps = nn.Parameter(torch.zeros(2, dtype=torch.long), requires_grad=False)
+    with pytest.raises(ValueError, match="the hare's parameter steps is torch.int64: .* needs floating-point"):
+        HareTortoise(model)
+
+
+def test_loading_another_architectures_state_leaves_the_tortoise_whole():
+    import torch
+    from torch import nn
+
+    from hare_tortoise import HareTortoise
+
+    torch.manual_seed(0)
+    ht = HareTortoise(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)))
+    before = {k: v.clone() if torch.is_tensor(v) else v for k, v in ht.state_dict().items()}
+    other = HareTortoise(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 5))).state_dict()  # another head
+    with pytest.raises(ValueError, match=r"other shapes: tortoise.2.bias \(5,\) \(here \(3,\)\).*nothing was loaded"):
+        ht.load_state_dict(other)
+    assert all(torch.equal(v, before[k]) for k, v in ht.state_dict().items() if torch.is_tensor(v))
+    with pytest.raises(ValueError, match="missing tortoise.0.bias"):
+        ht.load_state_dict({k: v for k, v in before.items() if k != "tortoise.0.bias"})
+
+
+@pytest.mark.parametrize("metric", ["effective_rank", "stable_rank", "approximate_rank", "dormant_fraction",
+                                    "zero_activation_fraction"])
+def test_metrics_refuse_an_empty_or_nan_holding_matrix(metric):
+    import torch
+
+    from hare_tortoise import metrics
+
+    function = getattr(metrics, metric)
+    with pytest.raises(ValueError, match="is empty"):
+        function(torch.zeros(0, 4))
+    with pytest.raises(ValueError, match="holds NaN or infinite values"):
+        function(torch.tensor([[1.0, float("nan")], [0.0, 1.0]]))
+
+
+def test_two_seeds_that_differ_only_in_where_or_how_often_they_checkpoint_are_one_cell(tmp_path, capsys):
+    for seed, every in ((1, "30"), (2, "0")):
+        assert main(["run", "smoke", "--seed", str(seed), f"checkpoint_every_seconds={every}", "--no-progress",
+                     "--out", str(tmp_path / "runs" / f"seed{seed}")]) == 0
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "report")]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| mnist1d/mlp/warm_start |")]
+    assert len(rows) == 1 and rows[0].endswith("| 2 ⚠ |")
+
+
+def test_a_run_trained_on_one_device_type_is_not_resumed_on_another(tmp_path, capsys):
+    import torch
+
+    out = tmp_path / "run"
+    assert main(["run", "smoke", "--out", str(out), "--no-progress", "checkpoint_every_seconds=0"]) == 0
+    (out / "summary.json").unlink()  # as if killed after its last checkpoint
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert state["device_type"] == "cpu"
+    state["device_type"] = "cuda"  # as if it had been trained on a GPU
+    torch.save(state, out / "checkpoint.pt")
+    before = snapshot(out)
+    assert main(["run", "smoke", "--out", str(out), "--no-progress", "checkpoint_every_seconds=0"]) == 2
+    assert "was trained on cuda and would resume on cpu" in capsys.readouterr().err
+    assert snapshot(out) == before

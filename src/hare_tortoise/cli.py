@@ -7,16 +7,17 @@ import dataclasses
 import os
 import pathlib
 import sys
+import traceback
 
 from . import data, methods, presets
 from .config import ConfigError
+from .errors import InvalidInput
 from .data import streams
-from .data.dataset import DataError
 from .nn import models
 from .presets import resolve
 from .rl.config import RLConfig
 
-EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
+EXIT_BUG, EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 1, 2, 3, 130
 
 
 def cmd_run(args) -> int:
@@ -174,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides += extra
     try:
         return args.handler(args)
-    except (ConfigError, DataError, ValueError, FileNotFoundError) as error:
+    except InvalidInput as error:  # the library's own checks: the user's input, told in one line
         print(f"hare-tortoise: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
@@ -186,4 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(error, TrainingDiverged):
             print(f"hare-tortoise: error: {error}", file=sys.stderr)
             return EXIT_DIVERGED
-        raise
+        # anything else is a bug of this library, not the user's input: show all of it
+        traceback.print_exc()
+        print("hare-tortoise: this is a bug in hare-tortoise, not a problem with your input; please report it with "
+              "the command you ran and the traceback above", file=sys.stderr)
+        return EXIT_BUG

@@ -11,10 +11,11 @@ import typing
 
 from . import data, methods
 from .data import streams
+from .errors import InvalidInput
 from .nn import models
 
 
-class ConfigError(ValueError):
+class ConfigError(InvalidInput):
     """A configuration value that is unknown, of the wrong type or out of range; the message says what is allowed."""
 
 

@@ -15,12 +15,13 @@ from torch import nn
 
 from .flat import FlatTensors
 from .tensors import unwrap
+from .errors import InvalidInput
 
 
 def check_momentum(momentum: float) -> None:
     """Raise a ValueError unless 0 <= momentum < 1 (1 would freeze the tortoise)."""
     if not 0.0 <= momentum < 1.0:
-        raise ValueError(f"momentum must be in [0, 1) (the paper uses 0.999), got {momentum!r}")
+        raise InvalidInput(f"momentum must be in [0, 1) (the paper uses 0.999), got {momentum!r}")
 
 
 class HareTortoise(nn.Module):
@@ -63,12 +64,16 @@ class HareTortoise(nn.Module):
         super().__init__()
         check_momentum(momentum)
         if reset_every is not None and (isinstance(reset_every, bool) or not isinstance(reset_every, int) or reset_every < 1):
-            raise ValueError(f"reset_every must be an integer >= 1 (updates between resets) or None, got {reset_every!r}")
+            raise InvalidInput(f"reset_every must be an integer >= 1 (updates between resets) or None, got {reset_every!r}")
         if buffers not in ("ema", "copy"):
-            raise ValueError(f"buffers must be 'ema' (average BN statistics, as the paper) or 'copy', got {buffers!r}")
+            raise InvalidInput(f"buffers must be 'ema' (average BN statistics, as the paper) or 'copy', got {buffers!r}")
         hare = unwrap(hare)
         if not any(True for _ in hare.parameters()):
-            raise ValueError(f"the hare must have parameters to average; {type(hare).__name__} has none")
+            raise InvalidInput(f"the hare must have parameters to average; {type(hare).__name__} has none")
+        for name, param in hare.named_parameters():
+            if not param.is_floating_point():
+                raise InvalidInput(f"the hare's parameter {name} is {param.dtype}: an average of integers is no "
+                                   "integer, so HareTortoise needs floating-point parameters (keep integers in buffers)")
         object.__setattr__(self, "hare", hare)  # not a submodule: the caller's model stays the caller's
         self.momentum = momentum
         self.reset_every = reset_every
@@ -104,11 +109,11 @@ class HareTortoise(nn.Module):
             return
         tortoise, hare = list(_named_tensors(self.tortoise)), list(_named_tensors(self.hare))
         if [n for n, _ in tortoise] != [n for n, _ in hare]:
-            raise ValueError("the hare's parameters and buffers are no longer those of the tortoise (a submodule was "
+            raise InvalidInput("the hare's parameters and buffers are no longer those of the tortoise (a submodule was "
                              "replaced or added after HareTortoise was built): build a new HareTortoise")
         for (name, t), (_, h) in zip(tortoise, hare):
             if (t.shape, t.dtype, t.device) != (h.shape, h.dtype, h.device):
-                raise ValueError(
+                raise InvalidInput(
                     f"the hare's {name} is now {h.dtype} of shape {tuple(h.shape)} on {h.device}, the tortoise's "
                     f"{t.dtype} of shape {tuple(t.shape)} on {t.device}: move or cast the HareTortoise with the model "
                     "(ht.to(...), or hold it in the same parent module), or build it after moving the model")
@@ -165,6 +170,21 @@ class HareTortoise(nn.Module):
         parent module's `.train()` leaves it alone."""
         self.training = mode
         return self
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """nn.Module's, all or nothing: keys and shapes are checked first, so a state of another architecture
+        leaves the Tortoise as it was (torch's own would copy the tensors that fit, then raise)."""
+        own = self.state_dict()
+        missing, unexpected = sorted(own.keys() - state_dict.keys()), sorted(state_dict.keys() - own.keys())
+        mismatched = [f"{k} {tuple(state_dict[k].shape)} (here {tuple(own[k].shape)})" for k in own.keys() & state_dict.keys()
+                      if torch.is_tensor(own[k]) and torch.is_tensor(state_dict[k]) and own[k].shape != state_dict[k].shape]
+        problems = ([f"missing {', '.join(missing)}"] if strict and missing else []) + \
+                   ([f"unexpected {', '.join(unexpected)}"] if strict and unexpected else []) + \
+                   ([f"other shapes: {', '.join(sorted(mismatched))}"] if mismatched else [])
+        if problems:
+            raise InvalidInput(f"this state is not of this HareTortoise's network ({'; '.join(problems)}); nothing "
+                               "was loaded")
+        return super().load_state_dict(state_dict, strict, assign)
 
     def get_extra_state(self) -> dict:
         return {"num_updates": self.num_updates}

@@ -16,6 +16,8 @@ import os
 import torch
 import torch.distributed as dist
 
+from .errors import InvalidInput
+
 
 def resolve_device(name: str) -> torch.device:
     """The device of a config's `device` setting: auto (cuda if available), cpu, cuda, cuda:N."""
@@ -23,7 +25,7 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={name} was asked for, but no CUDA device is available; use device=cpu or auto")
+        raise InvalidInput(f"device={name} was asked for, but no CUDA device is available; use device=cpu or auto")
     return device
 
 

@@ -16,14 +16,25 @@ from torch import nn
 from .tensors import buffers_preserved, global_norm, unwrap
 from .nn.layers import CReLU
 from .tracing import ACTIVATIONS, Call, outputs_index, trace, unit_dim
+from .errors import InvalidInput
 
 # whose outputs the unit metrics measure: activations, and CReLU (each of its halves a unit; none can be dead)
 UNIT_LAYERS = (*ACTIVATIONS, CReLU)
 
 
+def _measurable(values: torch.Tensor, what: str) -> None:
+    """Refuse an empty or non-finite input: a metric of it would be a number that means nothing."""
+    if values.numel() == 0:
+        raise InvalidInput(f"{what} is empty (shape {tuple(values.shape)}): there is nothing to measure")
+    if values.is_floating_point() and not torch.isfinite(values).all():
+        raise InvalidInput(f"{what} holds NaN or infinite values: a metric of them means nothing (did training "
+                           "diverge?)")
+
+
 def _singular_values(features: torch.Tensor) -> torch.Tensor:
     if features.dim() != 2:
-        raise ValueError(f"features must be a matrix (samples x features), got shape {tuple(features.shape)}")
+        raise InvalidInput(f"features must be a matrix (samples x features), got shape {tuple(features.shape)}")
+    _measurable(features, "the feature matrix")
     return torch.linalg.svdvals(features.detach().double())
 
 
@@ -47,7 +58,7 @@ def approximate_rank(features: torch.Tensor, threshold: float = 0.99) -> int:
     Kumar et al., "Implicit Under-Parameterization Inhibits Data-Efficient Deep RL", ICLR 2021 (arXiv:2010.14498).
     """
     if not 0 < threshold <= 1:
-        raise ValueError(f"threshold must be in (0, 1], got {threshold!r}")
+        raise InvalidInput(f"threshold must be in (0, 1], got {threshold!r}")
     s = _singular_values(features)
     total = s.sum()
     if total == 0:
@@ -67,6 +78,7 @@ def unit_scores(activations: torch.Tensor, unit_dim: int = -1) -> torch.Tensor:
 
     Sokar et al., ICML 2023 (arXiv:2302.12902). All zeros when the whole layer is silent.
     """
+    _measurable(activations, "the activations")
     dims = [d for d in range(activations.dim()) if d != unit_dim % activations.dim()]
     per_unit = activations.detach().abs().float().mean(dim=dims)
     layer_mean = per_unit.mean()
@@ -80,6 +92,7 @@ def dormant_fraction(activations: torch.Tensor, tau: float = 0.0, unit_dim: int 
 
 def zero_activation_fraction(activations: torch.Tensor) -> float:
     """Fraction of all activation entries (samples x units x positions) that are exactly zero."""
+    _measurable(activations, "the activations")
     return float((activations == 0).float().mean())
 
 
@@ -105,7 +118,7 @@ def activation_calls(model: nn.Module, calls: list[Call]) -> list[Call]:
     (dormant and zero-activation fractions) would be missing without a word."""
     found = [call for call in calls if isinstance(call.module, UNIT_LAYERS)]
     if not found:
-        raise ValueError(f"no activation was seen in a forward pass of {type(unwrap(model)).__name__}: the dormant and "
+        raise InvalidInput(f"no activation was seen in a forward pass of {type(unwrap(model)).__name__}: the dormant and "
                          "zero-activation fractions need activation modules (nn.ReLU, nn.GELU, ...) or functional "
                          "activations (F.relu, torch.relu, x.relu(), F.gelu, ...)")
     return found

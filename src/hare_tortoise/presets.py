@@ -14,6 +14,7 @@ import dataclasses
 from . import methods
 from .config import Config, ConfigError, apply_overrides
 from .rl.config import RLConfig, game_id
+from .errors import InvalidInput
 
 PAPER_EMA_STEPS = 1 / (1 - 0.999)   # 1,000 steps
 PAPER_RESET_STEPS = 10 * 196        # 10 epochs of CIFAR-10 (50,000 / 256 steps)
@@ -154,7 +155,7 @@ def paper_scale() -> list[str]:
 
 def get(name: str) -> Preset:
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; available: {', '.join(available())}")
+        raise InvalidInput(f"unknown preset {name!r}; available: {', '.join(available())}")
     return PRESETS[name]
 
 

@@ -17,6 +17,7 @@ from typing import Callable, Protocol
 import torch
 
 from .config import Config, ConfigError
+from .errors import InvalidInput
 
 
 def atomic_write(path: pathlib.Path, write) -> None:
@@ -54,7 +55,7 @@ class RunStore:
         """Raise a ConfigError if the directory holds a run of another config."""
         if not self.config_path.exists():
             return
-        existing = type(config).completed(json.loads(self.config_path.read_text()))
+        existing = type(config).completed(self._json(self.config_path, "a run's config"))
         ours = json.loads(config.to_json())
         changed = sorted(k for k in ours if k not in self.PLACE_KEYS and existing[k] != ours[k])
         if changed:
@@ -70,7 +71,7 @@ class RunStore:
 
     def config(self, kind=Config):
         """The stored config, as an instance of `kind` (Config, or RLConfig for RL runs)."""
-        return kind.from_dict(json.loads(self.config_path.read_text()))
+        return kind.from_dict(self._json(self.config_path, "a run's config"))
 
     def append(self, row: dict) -> None:
         """Add one metrics row and flush it to disk."""
@@ -111,7 +112,22 @@ class RunStore:
         atomic_write(self.summary_path, lambda f: f.write(json.dumps(summary, indent=2).encode()))
 
     def summary(self) -> dict | None:
-        return json.loads(self.summary_path.read_text()) if self.summary_path.exists() else None
+        """The summary of a finished run, or None while it runs."""
+        return self._json(self.summary_path, "the summary of a finished run") if self.summary_path.exists() else None
+
+    def _json(self, path: pathlib.Path, what: str) -> dict:
+        """The JSON object in `path`, or an InvalidInput that names the file and what to do."""
+        try:
+            value = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            reason = f"not valid JSON ({error})"
+        else:
+            if isinstance(value, dict):
+                return value
+            reason = f"JSON of the wrong kind ({type(value).__name__}, where {what} is an object)"
+        fix = ("delete it and run the same command again: the run finishes again from its checkpoint"
+               if path == self.summary_path else f"move {self.dir} away, or choose another --out")
+        raise InvalidInput(f"{path} is damaged: {reason}; it should hold {what}. {fix}")
 
 
 class ReadOnlyRunStore(RunStore):

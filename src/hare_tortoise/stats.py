@@ -17,6 +17,8 @@ from typing import Literal
 import numpy as np
 from scipy import stats as scipy_stats
 
+from .errors import InvalidInput
+
 MIN_SEEDS = 5  # cells with fewer seeds are flagged in reports
 METHODS = {"t": "Student-t", "bootstrap": "percentile-bootstrap"}  # interval method -> how tables name it
 
@@ -46,7 +48,7 @@ def _means(values: np.ndarray, interval) -> tuple[np.ndarray, np.ndarray, np.nda
     """Mean over axis 0 (seeds) of every column, with (low, high) = interval(values); a single seed has no interval."""
     values = np.asarray(values, dtype=np.float64)
     if values.shape[0] == 0:
-        raise ValueError("no values: a cell needs at least one finished seed")
+        raise InvalidInput("no values: a cell needs at least one finished seed")
     mean = values.mean(axis=0)
     if values.shape[0] == 1:
         return mean, mean.copy(), mean.copy()

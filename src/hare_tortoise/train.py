@@ -133,6 +133,7 @@ class Trainer:
             "method": self.method.state_dict(), "shadow": self.shadow.state_dict() if self.shadow else None,
             "rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+            "device_type": self.device.type,
         })
 
     def fresh(self) -> None:
@@ -141,6 +142,12 @@ class Trainer:
 
     def restore(self, state: dict):
         """Load a checkpoint: the model, method, shadow, random state and counters; continue after its epoch."""
+        trained_on = state.get("device_type", self.device.type)  # checkpoints from before the field: not known
+        if trained_on != self.device.type:
+            raise ConfigError(
+                f"{self.store.dir} was trained on {trained_on} and would resume on {self.device.type}: the numbers "
+                f"change with the device (kernels, and bf16 autocast, which runs on CUDA only), so one run would "
+                f"mix two; resume it with device={trained_on}, or start a new run directory")
         self.model.load_state_dict(state["model"])
         self.method.load_state_dict(state["method"])
         if self.shadow:

@@ -11,6 +11,7 @@ from .dataset import DataError, Dataset
 from .idx import load_fashion_mnist
 from .mnist1d import load_mnist1d
 from .tiny_imagenet import load_tiny_imagenet
+from ..errors import InvalidInput
 
 SOURCES: dict[str, Callable[..., Dataset]] = {
     "mnist1d": load_mnist1d,
@@ -29,7 +30,7 @@ def available() -> list[str]:
 def load(name: str, data_dir=None, **options) -> Dataset:
     """Read dataset `name` (see `available()`), looking in `data_dir`, then $HARE_TORTOISE_DATA, then defaults."""
     if name not in SOURCES:
-        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(available())}")
+        raise InvalidInput(f"unknown dataset {name!r}; available: {', '.join(available())}")
     return SOURCES[name](data_dir=data_dir, **options)
 
 

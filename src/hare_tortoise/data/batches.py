@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import InvalidInput
+
 
 def crop_windows(padded: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """From each padded image (n, c, H, W) the height x width window at its own offset (dy[i], dx[i]), at once:
@@ -58,7 +60,7 @@ class Inputs:
             elif x.dim() == 4:
                 x = random_flip(random_crop(x, self.crop_padding, generator), generator)
             else:
-                raise ValueError(f"augmentation needs images (n, c, h, w) or 1-D signals (n, length), got {tuple(x.shape)}")
+                raise InvalidInput(f"augmentation needs images (n, c, h, w) or 1-D signals (n, length), got {tuple(x.shape)}")
         if self.mean is not None:
             x = (x - self.mean.to(x.device)) / self.std.to(x.device)
         if permutation is not None:

@@ -8,6 +8,8 @@ import pathlib
 
 import torch
 
+from ..errors import InvalidInput
+
 
 @dataclasses.dataclass
 class Dataset:
@@ -30,15 +32,15 @@ class Dataset:
         x_train, x_test = torch.as_tensor(x_train), torch.as_tensor(x_test)
         y_train, y_test = torch.as_tensor(y_train).long(), torch.as_tensor(y_test).long()
         if len(x_train) != len(y_train) or len(x_test) != len(y_test):
-            raise ValueError(f"inputs and labels differ in length: {len(x_train)}/{len(y_train)} train, "
+            raise InvalidInput(f"inputs and labels differ in length: {len(x_train)}/{len(y_train)} train, "
                              f"{len(x_test)}/{len(y_test)} test")
         if x_train.shape[1:] != x_test.shape[1:]:
-            raise ValueError(f"train and test inputs differ in shape: {tuple(x_train.shape[1:])} and {tuple(x_test.shape[1:])}")
+            raise InvalidInput(f"train and test inputs differ in shape: {tuple(x_train.shape[1:])} and {tuple(x_test.shape[1:])}")
         if x_train.dtype != torch.uint8:
             x_train, x_test = x_train.float(), x_test.float()
         classes = num_classes or int(max(y_train.max(), y_test.max())) + 1
         if y_train.min() < 0 or max(y_train.max(), y_test.max()) >= classes:
-            raise ValueError(f"labels must be class indices in [0, {classes})")
+            raise InvalidInput(f"labels must be class indices in [0, {classes})")
         return cls(name, x_train, y_train, x_test, y_test, classes, mean, std)
 
     @property
@@ -57,7 +59,7 @@ class Dataset:
         return Dataset(**moved)
 
 
-class DataError(Exception):
+class DataError(InvalidInput):
     """Missing or corrupt data: the message says which file, where it was looked for and how to get it."""
 
 

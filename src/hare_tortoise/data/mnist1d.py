@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from .dataset import DEFAULT_CACHE, Dataset, search_dirs
+from ..errors import InvalidInput
 
 
 def load_mnist1d(train_size: int = 4000, test_size: int = 1000, seed: int = 42, data_dir=None) -> Dataset:
@@ -14,7 +15,7 @@ def load_mnist1d(train_size: int = 4000, test_size: int = 1000, seed: int = 42, 
     samples, so the result is cached under `data_dir` (or $HARE_TORTOISE_DATA, or ~/.cache/hare-tortoise).
     """
     if train_size < 10 or test_size < 10:
-        raise ValueError(f"mnist1d needs at least 10 train and 10 test samples, got {train_size} and {test_size}")
+        raise InvalidInput(f"mnist1d needs at least 10 train and 10 test samples, got {train_size} and {test_size}")
     cache = search_dirs(data_dir, DEFAULT_CACHE)[0] / f"mnist1d-{train_size}-{test_size}-seed{seed}.pt"
     if cache.exists():
         tensors = torch.load(cache, weights_only=True)

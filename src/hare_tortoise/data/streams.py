@@ -11,6 +11,8 @@ import inspect
 
 import torch
 
+from ..errors import InvalidInput
+
 PAPER_NOISE_SCHEDULE = (0.5, 0.4, 0.4, 0.3, 0.3, 0.2, 0.2, 0.1, 0.1, 0.0)
 
 
@@ -71,12 +73,12 @@ def continual(y, num_classes, num_features, epochs, generator, chunks: int = 10,
     over all the samples it trains on. B epochs per chunk.
     """
     if len(noise_schedule) != chunks:
-        raise ValueError(f"noise_schedule has {len(noise_schedule)} entries for {chunks} chunks")
+        raise InvalidInput(f"noise_schedule has {len(noise_schedule)} entries for {chunks} chunks")
     if memory not in ("accumulate", "replay"):
-        raise ValueError(f"memory must be 'accumulate' or 'replay', got {memory!r}")
+        raise InvalidInput(f"memory must be 'accumulate' or 'replay', got {memory!r}")
     size = round(chunk_fraction * len(y))
     if size * chunks > len(y):
-        raise ValueError(f"{chunks} chunks of {chunk_fraction:.0%} do not fit in the training set")
+        raise InvalidInput(f"{chunks} chunks of {chunk_fraction:.0%} do not fit in the training set")
     parts = torch.randperm(len(y), generator=generator)[: size * chunks].view(chunks, size)
     phases = []
     for k in range(chunks):
@@ -124,7 +126,7 @@ def build(protocol: str, labels: torch.Tensor, num_classes: int, num_features: i
     config can hold them all.
     """
     if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; available: {', '.join(sorted(PROTOCOLS))}")
+        raise InvalidInput(f"unknown protocol {protocol!r}; available: {', '.join(sorted(PROTOCOLS))}")
     generator = torch.Generator().manual_seed(seed)
     own = {k: v for k, v in settings.items() if k in options(protocol)}
     return PROTOCOLS[protocol](labels.cpu(), num_classes, num_features, epochs, generator, **own)

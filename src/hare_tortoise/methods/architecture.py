@@ -13,6 +13,7 @@ from torch import nn
 
 from ..nn.surgery import use_crelu
 from .base import Method, register
+from ..errors import InvalidInput
 
 
 @register
@@ -33,16 +34,16 @@ class CReLUMethod(Method):
 
     def __post_init__(self):
         if self.scope not in ("head", "all"):
-            raise ValueError(f"scope must be 'head' or 'all', got {self.scope!r}")
+            raise InvalidInput(f"scope must be 'head' or 'all', got {self.scope!r}")
 
     def prepare_model(self, model: nn.Module) -> nn.Module:
         if self.scope == "head" and not isinstance(getattr(model, "head", None), nn.Module):
-            raise ValueError(f"crelu with scope='head' needs a `head` submodule; {type(model).__name__} has none "
+            raise InvalidInput(f"crelu with scope='head' needs a `head` submodule; {type(model).__name__} has none "
                              "(use scope='all', or name the classifier `head`)")
         root = model.head if self.scope == "head" else model
         self.counts["replaced_activations"] = use_crelu(root)
         if self.counts["replaced_activations"] == 0:
-            raise ValueError(f"crelu found no `Linear/Conv [, norm], ReLU` run inside an nn.Sequential of {type(root).__name__}")
+            raise InvalidInput(f"crelu found no `Linear/Conv [, norm], ReLU` run inside an nn.Sequential of {type(root).__name__}")
         return model
 
 
@@ -72,5 +73,5 @@ class LayerNormMethod(Method):
                 swapped += 1
         self.counts["replaced_norms"] = swapped
         if swapped == 0:
-            raise ValueError(f"layernorm found no BatchNorm layer in {type(model).__name__} to replace")
+            raise InvalidInput(f"layernorm found no BatchNorm layer in {type(model).__name__} to replace")
         return model

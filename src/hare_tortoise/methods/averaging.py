@@ -11,6 +11,7 @@ from torch import nn
 
 from ..core import HareTortoise, check_momentum
 from .base import Loop, Method, check_acts, check_one_schedule, register
+from ..errors import InvalidInput
 
 
 @register
@@ -77,7 +78,7 @@ class SelfDistill(EMA):
     def __post_init__(self):
         super().__post_init__()
         if not self.temperature > 0 or not self.weight > 0:
-            raise ValueError(f"weight and temperature must be > 0, got {self.weight!r} and {self.temperature!r}")
+            raise InvalidInput(f"weight and temperature must be > 0, got {self.weight!r} and {self.temperature!r}")
 
     def check_loop(self, loop: Loop) -> None:
         super().check_loop(loop)
@@ -120,7 +121,7 @@ class HareTortoiseMethod(EMA):
         super().__post_init__()
         check_one_schedule(self, "reset_every_epochs", "reset_every_steps")
         if self.first_reset not in ("after_first_epoch", "after_k_epochs"):
-            raise ValueError(f"first_reset must be 'after_first_epoch' or 'after_k_epochs', got {self.first_reset!r}")
+            raise InvalidInput(f"first_reset must be 'after_first_epoch' or 'after_k_epochs', got {self.first_reset!r}")
 
     def check_loop(self, loop: Loop) -> None:
         super().check_loop(loop)

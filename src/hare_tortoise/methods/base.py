@@ -55,8 +55,10 @@ from typing import Callable, ClassVar, Literal
 import torch
 from torch import nn
 
+from ..errors import InvalidInput
 
-class MethodRefused(ValueError):
+
+class MethodRefused(InvalidInput):
     """A method, or one of its settings, cannot act in the loop it was given; the message says what would work."""
 
 
@@ -171,10 +173,10 @@ def check_one_schedule(method: Method, first: str, second: str) -> None:
     """Raise a ValueError unless exactly one of two schedule settings of `method` is set, to an integer >= 1."""
     values = {name: getattr(method, name) for name in (first, second)}
     if sum(value is not None for value in values.values()) != 1:
-        raise ValueError(f"set exactly one of {first} and {second}, got {values[first]!r} and {values[second]!r}")
+        raise InvalidInput(f"set exactly one of {first} and {second}, got {values[first]!r} and {values[second]!r}")
     for name, value in values.items():
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+            raise InvalidInput(f"{name} must be an integer >= 1, got {value!r}")
 
 
 _REGISTRY: dict[str, type[Method]] = {}
@@ -183,7 +185,7 @@ _REGISTRY: dict[str, type[Method]] = {}
 def register(cls: type[Method]) -> type[Method]:
     """Class decorator: make a method available under its `name`."""
     if cls.name in _REGISTRY:
-        raise ValueError(f"a method named {cls.name!r} is already registered ({_REGISTRY[cls.name].__qualname__})")
+        raise InvalidInput(f"a method named {cls.name!r} is already registered ({_REGISTRY[cls.name].__qualname__})")
     _REGISTRY[cls.name] = cls
     return cls
 
@@ -196,7 +198,7 @@ def available() -> list[str]:
 def get(name: str) -> type[Method]:
     """The method class registered as `name`."""
     if name not in _REGISTRY:
-        raise ValueError(f"unknown method {name!r}; available methods: {', '.join(available())}")
+        raise InvalidInput(f"unknown method {name!r}; available methods: {', '.join(available())}")
     return _REGISTRY[name]
 
 
@@ -207,7 +209,7 @@ def create(name: str, **hyperparameters) -> Method:
     unknown = set(hyperparameters) - known
     if unknown:
         allowed = ", ".join(sorted(known)) or "none"
-        raise ValueError(f"method {name!r} has no setting {', '.join(sorted(unknown))}; its settings: {allowed}")
+        raise InvalidInput(f"method {name!r} has no setting {', '.join(sorted(unknown))}; its settings: {allowed}")
     return cls(**hyperparameters)
 
 

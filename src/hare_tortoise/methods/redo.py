@@ -12,6 +12,7 @@ from torch import nn
 from ..metrics import unit_scores
 from ..tracing import ACTIVATIONS, PRODUCERS, Call, outputs_index, source, trace, unit_dim
 from .base import Loop, Method, MethodRefused, check_acts, check_one_schedule, register
+from ..errors import InvalidInput
 
 _PASSTHROUGH = (nn.Dropout, nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d,
                 nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Flatten, nn.Identity)
@@ -91,7 +92,7 @@ def recycle(unit: Unit, dormant: torch.Tensor, optimizer: torch.optim.Optimizer 
         weight = consumer.weight
         fan_in = weight.shape[1]
         if fan_in % units:
-            raise ValueError(f"ReDo cannot map {units} units onto {consumer} (fan-in {fan_in})")
+            raise InvalidInput(f"ReDo cannot map {units} units onto {consumer} (fan-in {fan_in})")
         # Input features of a flattened (C, H, W) map are channel-major: unit c owns a block of fan_in / C.
         columns = dormant.repeat_interleave(fan_in // units)
         index = (slice(None), columns)
@@ -119,7 +120,7 @@ class ReDo(Method):
 
     def __post_init__(self):
         if not self.tau >= 0:
-            raise ValueError(f"tau must be >= 0 (the paper uses 0.0, 0.025, 0.1), got {self.tau!r}")
+            raise InvalidInput(f"tau must be >= 0 (the paper uses 0.0, 0.025, 0.1), got {self.tau!r}")
         check_one_schedule(self, "every_epochs", "every_steps")
 
     def check_loop(self, loop: Loop) -> None:

@@ -9,11 +9,12 @@ from torch import nn
 
 from ..tensors import unwrap
 from .base import Method, register
+from ..errors import InvalidInput
 
 
 def _positive(name: str, value: float) -> None:
     if not value > 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
+        raise InvalidInput(f"{name} must be > 0, got {value!r}")
 
 
 @register

@@ -18,6 +18,7 @@ from torch import nn
 
 from ..tensors import reinitialize, snapshot, unwrap
 from .base import Loop, Method, MethodRefused, check_acts, register
+from ..errors import InvalidInput
 
 
 @dataclasses.dataclass(eq=False)
@@ -29,7 +30,7 @@ class BetweenPhases(Method):
     def __post_init__(self):
         if self.every_steps is not None and (isinstance(self.every_steps, bool) or not isinstance(self.every_steps, int)
                                              or self.every_steps < 1):
-            raise ValueError(f"every_steps must be an integer >= 1 or None, got {self.every_steps!r}")
+            raise InvalidInput(f"every_steps must be an integer >= 1 or None, got {self.every_steps!r}")
 
     def check_loop(self, loop: Loop) -> None:
         if self.every_steps is None and len(loop.phase_epochs) < 2:
@@ -104,9 +105,9 @@ class ShrinkPerturb(FromInitialWeights):
     def __post_init__(self):
         super().__post_init__()
         if not 0.0 < self.alpha <= 1.0:
-            raise ValueError(f"alpha must be in (0, 1] (the paper uses 0.8), got {self.alpha!r}")
+            raise InvalidInput(f"alpha must be in (0, 1] (the paper uses 0.8), got {self.alpha!r}")
         if self.toward not in ("initial", "fresh"):
-            raise ValueError(f"toward must be 'initial' or 'fresh', got {self.toward!r}")
+            raise InvalidInput(f"toward must be 'initial' or 'fresh', got {self.toward!r}")
 
     @torch.no_grad()
     def intervene(self, optimizer) -> None:
@@ -138,9 +139,9 @@ class ShrinkPerturbNoise(BetweenPhases):
     def __post_init__(self):
         super().__post_init__()
         if not 0.0 <= self.shrink <= 1.0:
-            raise ValueError(f"shrink must be in [0, 1], got {self.shrink!r}")
+            raise InvalidInput(f"shrink must be in [0, 1], got {self.shrink!r}")
         if not self.noise_std >= 0.0:
-            raise ValueError(f"noise_std must be >= 0, got {self.noise_std!r}")
+            raise InvalidInput(f"noise_std must be >= 0, got {self.noise_std!r}")
 
     @torch.no_grad()
     def intervene(self, optimizer) -> None:
@@ -168,7 +169,7 @@ class HeadReset(FromInitialWeights):
         try:
             unwrap(model).get_submodule(self.head)
         except AttributeError:
-            raise ValueError(f"head_reset needs a submodule named {self.head!r} in {type(unwrap(model)).__name__}; "
+            raise InvalidInput(f"head_reset needs a submodule named {self.head!r} in {type(unwrap(model)).__name__}; "
                              "pass head=<name of your classifier submodule>") from None
         super().attach(model)
 

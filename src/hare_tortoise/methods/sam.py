@@ -8,6 +8,7 @@ import torch
 
 from ..tensors import buffers_preserved, global_norm, unwrap
 from .base import Method, register
+from ..errors import InvalidInput
 
 
 @register
@@ -27,7 +28,7 @@ class SAM(Method):
 
     def __post_init__(self):
         if not self.rho > 0:
-            raise ValueError(f"rho must be > 0 (the paper uses 0.05-0.1), got {self.rho!r}")
+            raise InvalidInput(f"rho must be > 0 (the paper uses 0.05-0.1), got {self.rho!r}")
 
     @torch.no_grad()
     def after_backward(self, closure) -> None:

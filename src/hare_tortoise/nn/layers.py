@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import InvalidInput
+
 
 class CReLU(nn.Module):
     """Concatenated ReLU: [relu(x), relu(-x)] along `dim`, so the output has twice the features of the input.
@@ -34,7 +36,7 @@ def norm_layer(kind: str, features: int, spatial: bool) -> nn.Module:
         return nn.GroupNorm(1, features) if spatial else nn.LayerNorm(features)
     if kind == "none":
         return nn.Identity()
-    raise ValueError(f"norm must be 'batch', 'layer' or 'none', got {kind!r}")
+    raise InvalidInput(f"norm must be 'batch', 'layer' or 'none', got {kind!r}")
 
 
 class Classifier(nn.Module):

@@ -12,6 +12,7 @@ from .resnet import resnet18
 from .surgery import use_crelu
 from .vgg import vgg16
 from .vit import vit_tiny
+from ..errors import InvalidInput
 
 MODELS = {f.__name__: f for f in (mlp, cnn, resnet18, vgg16, vit_tiny)}
 IMAGE_MODELS = {"cnn", "resnet18", "vgg16", "vit_tiny"}  # they take (channels, height, width) inputs
@@ -26,16 +27,16 @@ def build(name: str, input_shape, num_classes: int, width: int | None = None, no
     """Model `name` for inputs of `input_shape` (without the batch dimension). `width`/`norm` left as None take the
     model's own default; activation 'crelu' rewrites the ReLUs that follow a layer (see `use_crelu`)."""
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; available: {', '.join(available())}")
+        raise InvalidInput(f"unknown model {name!r}; available: {', '.join(available())}")
     if activation not in ("relu", "crelu"):
-        raise ValueError(f"activation must be 'relu' or 'crelu', got {activation!r}")
+        raise InvalidInput(f"activation must be 'relu' or 'crelu', got {activation!r}")
     if name in IMAGE_MODELS and len(input_shape) != 3:
-        raise ValueError(f"model {name!r} takes images (channels, height, width); the inputs have shape "
+        raise InvalidInput(f"model {name!r} takes images (channels, height, width); the inputs have shape "
                          f"{tuple(input_shape)}: use model=mlp for them, or a dataset of images")
     options = {k: v for k, v in (("width", width), ("norm", norm)) if v is not None}
     model = MODELS[name](tuple(input_shape), num_classes, **options)
     if activation == "crelu" and use_crelu(model) == 0:
-        raise ValueError(f"{name} has no ReLU that crelu can replace")
+        raise InvalidInput(f"{name} has no ReLU that crelu can replace")
     return model
 
 

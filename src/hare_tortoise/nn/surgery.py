@@ -6,6 +6,7 @@ from torch import nn
 
 from ..tracing import NORMS, PRODUCERS
 from .layers import CReLU
+from ..errors import InvalidInput
 
 
 def _halved(layer: nn.Module) -> nn.Module:
@@ -43,7 +44,7 @@ def use_crelu(root: nn.Module) -> int:
                 continue
             producer = sequence[producer_index]
             if _width(producer) % 2:
-                raise ValueError(f"crelu halves the layer before each ReLU; {producer} has an odd width")
+                raise InvalidInput(f"crelu halves the layer before each ReLU; {producer} has an odd width")
             sequence[producer_index] = _halved(producer)
             if norm:
                 sequence[i - 1] = _halved(sequence[i - 1])

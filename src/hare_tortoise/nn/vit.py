@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .layers import Classifier
+from ..errors import InvalidInput
 
 
 class Attention(nn.Module):
@@ -54,7 +55,7 @@ class ViTBackbone(nn.Module):
         super().__init__()
         channels, height, width = input_shape
         if height % patch or width % patch:
-            raise ValueError(f"image size {height}x{width} is not a multiple of the patch size {patch}")
+            raise InvalidInput(f"image size {height}x{width} is not a multiple of the patch size {patch}")
         self.patches = nn.Conv2d(channels, dim, patch, stride=patch)  # = a Linear on each flattened patch
         self.cls = nn.Parameter(torch.empty(1, 1, dim))
         self.positions = nn.Parameter(torch.empty(1, (height // patch) * (width // patch) + 1, dim))
@@ -88,7 +89,7 @@ def vit_tiny(input_shape, num_classes: int, width: int = 192, depth: int = 12, h
     """ViT-Tiny as the paper's CIFAR-100 model (docs/METHODS.md): patch 4, dim 192, depth 12, 3 heads x 64, MLP 768 GELU, CLS pooling,
     dropout 0.1, embedding dropout 0.1; a linear head. `width` scales dim (heads x 64 -> dim / heads each)."""
     if norm != "layer":
-        raise ValueError("vit_tiny uses LayerNorm by construction; norm must be 'layer'")
+        raise InvalidInput("vit_tiny uses LayerNorm by construction; norm must be 'layer'")
     backbone = ViTBackbone(input_shape, patch, width, depth, heads, width // heads, 4 * width, dropout,
                            embedding_dropout)
     return ViT(backbone, nn.Linear(width, num_classes))

@@ -12,6 +12,7 @@ from ..config import Config
 from ..rl.config import RLConfig
 from ..runs import RunStore
 from ..stats import Interval
+from ..errors import InvalidInput
 
 
 @dataclasses.dataclass
@@ -56,7 +57,9 @@ class Run:
         return f"{name} [{self.variant}]" if self.variant else name
 
 
-IDENTITY_KEYS = ("seed", "data_dir", "device")  # differ between runs of one cell without making another cell
+# differ between runs of one cell without making another cell: the seed, and what the run store lets a run change
+# when it resumes (where it reads its data and runs, how often it checkpoints): one definition for both
+IDENTITY_KEYS = ("seed", *RunStore.PLACE_KEYS)
 
 
 def _flat(config: dict) -> dict:
@@ -87,7 +90,7 @@ def load_runs(directories: list[str | pathlib.Path]) -> list[Run]:
     for directory in directories:
         root = pathlib.Path(directory)
         if not root.exists():
-            raise FileNotFoundError(f"{root} does not exist; give the run directories (or their parents) to report")
+            raise InvalidInput(f"{root} does not exist; give the run directories (or their parents) to report")
         for config_path in sorted(root.rglob("config.json")):
             store = RunStore(config_path.parent)
             try:
@@ -103,7 +106,7 @@ def load_runs(directories: list[str | pathlib.Path]) -> list[Run]:
             summary = store.summary()
             runs.append(Run(store.dir, config, store.rows(), summary is not None, summary=summary))
     if not runs:
-        raise FileNotFoundError(f"no run directories (with config.json) under {', '.join(map(str, directories))}")
+        raise InvalidInput(f"no run directories (with config.json) under {', '.join(map(str, directories))}")
     mark_variants(runs)
     return runs
 

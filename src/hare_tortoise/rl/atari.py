@@ -12,6 +12,8 @@ import random
 import torch
 import torch.nn.functional as F
 
+from ..errors import InvalidInput
+
 ATARI_100K_GAMES = ("alien", "amidar", "assault", "asterix", "bank_heist", "battle_zone", "boxing", "breakout",
                     "chopper_command", "crazy_climber", "demon_attack", "freeway", "frostbite", "gopher", "hero",
                     "jamesbond", "kangaroo", "krull", "kung_fu_master", "ms_pacman", "pong", "private_eye", "qbert",
@@ -44,7 +46,7 @@ class Atari:
 
     def __init__(self, game: str, seed: int = 0, settings: AtariSettings = AtariSettings()):
         if game not in ATARI_100K_GAMES:
-            raise ValueError(f"{game!r} is not an Atari-100k game; the games: {', '.join(ATARI_100K_GAMES)}")
+            raise InvalidInput(f"{game!r} is not an Atari-100k game; the games: {', '.join(ATARI_100K_GAMES)}")
         from ale_py import ALEInterface, LoggerMode, roms
 
         ALEInterface.setLoggerMode(LoggerMode.Error)

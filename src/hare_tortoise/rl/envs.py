@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import InvalidInput
+
 MINATAR_GAMES = ("asterix", "breakout", "freeway", "seaquest", "space_invaders")
 
 
@@ -20,7 +22,7 @@ class MinAtar:
     def __init__(self, game: str, seed: int = 0, sticky_action_prob: float = 0.1,
                  max_episode_steps: int | None = None):  # None: no time limit (the MinAtar paper has none)
         if game not in MINATAR_GAMES:
-            raise ValueError(f"unknown MinAtar game {game!r}; the games are: {', '.join(MINATAR_GAMES)}")
+            raise InvalidInput(f"unknown MinAtar game {game!r}; the games are: {', '.join(MINATAR_GAMES)}")
         from minatar import Environment
 
         self.game = game

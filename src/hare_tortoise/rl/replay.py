@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import InvalidInput
+
 
 class FrameReplay:
     """A ring of `capacity` steps: frame, action, reward, terminal, and whether the step began or ended an episode."""
@@ -18,7 +20,7 @@ class FrameReplay:
     def __init__(self, capacity: int, frame_shape: tuple[int, ...], stack: int = 4, n_step: int = 1,
                  gamma: float = 0.99, frame_dtype: torch.dtype = torch.uint8):
         if capacity <= stack + n_step:
-            raise ValueError(f"capacity {capacity} must exceed stack + n_step = {stack + n_step}")
+            raise InvalidInput(f"capacity {capacity} must exceed stack + n_step = {stack + n_step}")
         self.capacity, self.stack, self.n_step, self.gamma = capacity, stack, n_step, gamma
         self.frames = torch.zeros((capacity, *frame_shape), dtype=frame_dtype)
         self.actions = torch.zeros(capacity, dtype=torch.long)
@@ -63,7 +65,7 @@ class FrameReplay:
         """A uniform batch of valid transitions: obs, action, n-step return, discount (0 at a terminal), next_obs."""
         n, chosen, filled = self.n_step, [], 0
         if self.size < self.stack + n:
-            raise ValueError(f"the buffer holds {self.size} steps; sampling needs at least {self.stack + n}")
+            raise InvalidInput(f"the buffer holds {self.size} steps; sampling needs at least {self.stack + n}")
         while filled < batch_size:
             ages = torch.randint(self.stack - 1, self.size, (2 * batch_size,), generator=generator)
             window = ages[:, None] + torch.arange(n)

@@ -16,6 +16,8 @@ from typing import Callable
 
 import numpy as np
 
+from ..errors import InvalidInput
+
 DATA = pathlib.Path(__file__).with_name("data")
 
 GAMES = ("Alien", "Amidar", "Assault", "Asterix", "BankHeist", "BattleZone", "Boxing", "Breakout", "ChopperCommand",
@@ -39,7 +41,7 @@ def published_scores(agent: str) -> dict[str, np.ndarray]:
             if row["agent"] == agent:
                 runs.setdefault(row["game"], []).append((int(row["run"]), float(row["score"])))
     if not runs:
-        raise ValueError(f"no published scores for agent {agent!r}; there are DrQ(eps), SPR, DrQ, DER")
+        raise InvalidInput(f"no published scores for agent {agent!r}; there are DrQ(eps), SPR, DrQ, DER")
     return {game: np.array([s for _, s in sorted(values)]) for game, values in runs.items()}
 
 
@@ -51,7 +53,7 @@ def reference_name(game: str) -> str:
 def human_normalized(game: str, score):
     """(score - random) / (human - random) for `game` (a number or an array of scores)."""
     if game not in reference_scores():
-        raise ValueError(f"no reference scores for {game!r}; the 26 Atari-100k games are: {', '.join(GAMES)}")
+        raise InvalidInput(f"no reference scores for {game!r}; the 26 Atari-100k games are: {', '.join(GAMES)}")
     random, human = reference_scores()[game]
     return (np.asarray(score, dtype=float) - random) / (human - random)
 
@@ -113,7 +115,7 @@ def percentile_in_published(game: str, score: float, agent: str = "DrQ(eps)") ->
     """Where a final score falls among the published runs of `agent` on `game`, in percent (ties count half)."""
     published = published_scores(agent).get(game)
     if published is None:
-        raise ValueError(f"no published {agent} scores for {game!r}")
+        raise InvalidInput(f"no published {agent} scores for {game!r}")
     below, equal = np.sum(published < score), np.sum(published == score)
     return float(100 * (below + 0.5 * equal) / len(published))
 

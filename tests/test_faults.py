@@ -224,3 +224,97 @@ def test_a_run_trained_on_one_device_type_is_not_resumed_on_another(tmp_path, ca
     assert main(["run", "smoke", "--out", str(out), "--no-progress", "checkpoint_every_seconds=0"]) == 2
     assert "was trained on cuda and would resume on cpu" in capsys.readouterr().err
     assert snapshot(out) == before
+
+
+# --- damaged run files never cost data ------------------------------------------------------------------------
+
+def comparable(rows):
+    return [{k: v for k, v in row.items() if k != "elapsed"} for row in rows]
+
+
+def killed_after(out, checkpoints: int, monkeypatch, *settings):
+    """Run smoke into `out`, stopped (as by a kill) right after its `checkpoints`-th checkpoint."""
+    from hare_tortoise.runs import RunStore
+
+    original, written = RunStore.save_checkpoint, []
+
+    def save_then_maybe_stop(self, state):
+        original(self, state)
+        written.append(1)
+        if len(written) == checkpoints:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(RunStore, "save_checkpoint", save_then_maybe_stop)
+    assert main(["run", "smoke", "--out", str(out), "--no-progress", *settings]) == 130
+    monkeypatch.undo()
+
+
+DAMAGED_CHECKPOINT = {"random bytes": lambda data: bytes(range(256)) * 40, "truncated": lambda data: data[: len(data) // 2],
+                      "empty": lambda data: b""}
+
+
+@pytest.mark.parametrize("damage", DAMAGED_CHECKPOINT)
+def test_a_damaged_latest_checkpoint_falls_back_to_the_one_before_and_the_run_reaches_the_same_rows(
+        damage, tmp_path, monkeypatch, capsys):
+    from hare_tortoise.runs import RunStore
+
+    settings = ["checkpoint_every_seconds=0", "--method", "hare_tortoise"]
+    assert main(["run", "smoke", "--out", str(tmp_path / "reference"), "--no-progress", *settings]) == 0
+    out = tmp_path / "run"
+    killed_after(out, 5, monkeypatch, *settings)
+    latest = out / "checkpoint.pt"
+    latest.write_bytes(DAMAGED_CHECKPOINT[damage](latest.read_bytes()))
+    assert main(["run", "smoke", "--out", str(out), "--no-progress", *settings]) == 0
+    assert "checkpoint.pt (" in capsys.readouterr().err  # said which one was damaged, and resumed from the other
+    assert comparable(RunStore(out).rows()) == comparable(RunStore(tmp_path / "reference").rows())
+
+
+def test_every_checkpoint_damaged_is_named_and_nothing_is_touched(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    killed_after(out, 3, monkeypatch, "checkpoint_every_seconds=0")
+    for name in ("checkpoint.pt", "checkpoint.prev.pt"):
+        (out / name).write_bytes(b"not a checkpoint")
+    before = snapshot(out)
+    assert main(["run", "smoke", "--out", str(out), "--no-progress", "checkpoint_every_seconds=0"]) == 2
+    error = capsys.readouterr().err
+    assert "every checkpoint is damaged: checkpoint.pt (" in error and "checkpoint.prev.pt (" in error
+    assert snapshot(out) == before
+
+
+def test_a_damaged_middle_row_stops_the_resume_with_its_line_and_a_cut_last_row_does_not(tmp_path, monkeypatch, capsys):
+    from hare_tortoise.runs import RunStore
+
+    out = tmp_path / "run"
+    killed_after(out, 6, monkeypatch, "checkpoint_every_seconds=0")
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    (out / "metrics.jsonl").write_text("\n".join(lines) + "\n" + lines[-1][:20])  # a row cut short by a kill
+    assert len(RunStore(out).rows()) == len(lines)
+    lines[2] = lines[2][:15] + "#garbled#"
+    (out / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    before = snapshot(out)
+    assert main(["run", "smoke", "--out", str(out), "--no-progress", "checkpoint_every_seconds=0"]) == 2
+    assert f"metrics.jsonl line 3 of {len(lines)} is damaged" in capsys.readouterr().err
+    assert snapshot(out) == before
+
+
+def test_a_checkpoint_never_holds_non_finite_weights(tmp_path, capsys, monkeypatch):
+    import torch
+
+    out = tmp_path / "run"
+    real_step = torch.optim.AdamW.step
+    steps = []
+
+    def poisoned(self, *args, **kwargs):  # the 5th step (epoch 4 of the warm phase, one step an epoch) leaves a NaN
+        result = real_step(self, *args, **kwargs)  # in the weights, while the loss, computed before it, is finite
+        steps.append(1)
+        if len(steps) == 5:
+            with torch.no_grad():
+                self.param_groups[0]["params"][0].fill_(float("nan"))
+        return result
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", poisoned)
+    assert main(["run", "smoke", "--out", str(out), "--no-progress", "checkpoint_every_seconds=0"]) == 3
+    assert __import__("re").search(r"holds NaN or infinite values \(in model\.backbone\.\d\.weight\), so it was not "
+                                   "written", capsys.readouterr().err)
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert all(torch.isfinite(t).all() for t in state["model"].values() if t.is_floating_point())

@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         print("hare-tortoise: interrupted; run the same command again to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as error:
-        from .train import TrainingDiverged
+        from .runs import TrainingDiverged
 
         if isinstance(error, TrainingDiverged):
             print(f"hare-tortoise: error: {error}", file=sys.stderr)

@@ -1,10 +1,12 @@
 """A run directory and the one lifecycle of every run in it (`execute`, shared by the supervised and the RL loop):
 its resolved config, its metrics as JSON lines, and an atomically written checkpoint.
 
-    config.json      the resolved Config
-    metrics.jsonl    one JSON object per epoch, flushed as written
-    checkpoint.pt    everything needed to continue after the last completed epoch (weights_only-loadable)
-    summary.json     written last: the run is finished
+    config.json         the resolved Config
+    metrics.jsonl       one JSON object per epoch, flushed as written
+    checkpoint.pt       everything needed to continue after the last completed epoch (weights_only-loadable),
+                        read back before it replaces the one before, and never holding a non-finite number
+    checkpoint.prev.pt  the checkpoint before it: a damaged latest falls back to it
+    summary.json        written last: the run is finished
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import sys
 from typing import Callable, Protocol
 
 import torch
@@ -32,6 +35,22 @@ def atomic_write(path: pathlib.Path, write) -> None:
     os.replace(partial, path)
 
 
+class TrainingDiverged(RuntimeError):
+    """The loss or the weights became NaN or infinite; the run directory keeps everything up to the last checkpoint."""
+
+
+def _tensors(value, name: str = "state"):
+    """(name, tensor) for every tensor in a nested state of dicts, lists and tuples."""
+    if torch.is_tensor(value):
+        yield name, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _tensors(item, f"{name}.{key}" if name != "state" else str(key))
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from _tensors(item, f"{name}[{index}]")
+
+
 def counter_fields(method) -> dict[str, int]:
     """A method's counters as metrics-row fields, `method/<counter>` (resets, recycled units, ...)."""
     return {f"method/{name}": value for name, value in method.counts.items()}
@@ -45,6 +64,7 @@ class RunStore:
         self.config_path = self.dir / "config.json"
         self.metrics_path = self.dir / "metrics.jsonl"
         self.checkpoint_path = self.dir / "checkpoint.pt"
+        self.previous_path = self.dir / "checkpoint.prev.pt"
         self.summary_path = self.dir / "summary.json"
 
     # Where a run reads its data and runs, and how often it checkpoints, do not change what it computes: a run may
@@ -83,11 +103,16 @@ class RunStore:
         if not self.metrics_path.exists():
             return []
         rows = []
-        for line in self.metrics_path.read_text().splitlines():
+        lines = self.metrics_path.read_text().splitlines()
+        for number, line in enumerate(lines, 1):
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError:
-                break
+                if number == len(lines):
+                    break  # the last line, cut short by a kill: the run writes it again
+                raise InvalidInput(f"{self.metrics_path} line {number} of {len(lines)} is damaged, and a resumed run "
+                                   "re-creates only the rows after its checkpoint: restore the file from a copy, or "
+                                   "start a new run directory") from None
         return rows
 
     def keep_rows(self, keep: Callable[[dict], bool]) -> None:
@@ -101,12 +126,42 @@ class RunStore:
         self.metrics_path.unlink(missing_ok=True)
 
     def save_checkpoint(self, state: dict) -> None:
-        atomic_write(self.checkpoint_path, lambda f: torch.save(state, f))
+        """Write `state` beside the checkpoint, read it back, then make it the checkpoint and keep the one before as
+        checkpoint.prev.pt. A state holding NaN or infinity is never written: TrainingDiverged instead."""
+        bad = next((name for name, tensor in _tensors(state) if tensor.is_floating_point()
+                    and not torch.isfinite(tensor).all()), None)
+        if bad is not None:
+            raise TrainingDiverged(f"the run's state holds NaN or infinite values (in {bad}), so it was not written: "
+                                   f"{self.dir} keeps its last checkpoint, from before. Lower lr (or enable grad_clip) "
+                                   "and start a new run directory.")
+        written = self.checkpoint_path.with_name("checkpoint.new.pt")
+        with open(written, "wb") as file:
+            torch.save(state, file)
+        torch.load(written, weights_only=True, map_location="cpu")  # what a resume will read, read once
+        if self.checkpoint_path.exists():
+            os.replace(self.checkpoint_path, self.previous_path)
+        os.replace(written, self.checkpoint_path)
 
     def load_checkpoint(self) -> dict | None:
-        if not self.checkpoint_path.exists():
-            return None
-        return torch.load(self.checkpoint_path, weights_only=True, map_location="cpu")
+        """The latest checkpoint, or the one before it where the latest is missing or damaged (said on stderr);
+        None where there is none; an InvalidInput where every checkpoint there is damaged."""
+        damaged = []
+        for path in (self.checkpoint_path, self.previous_path):
+            if not path.exists():
+                continue
+            try:
+                state = torch.load(path, weights_only=True, map_location="cpu")
+            except Exception as error:  # torch raises several kinds for a damaged file
+                first_line = (str(error).splitlines() or [""])[0][:120]
+                damaged.append(f"{path.name} ({type(error).__name__}: {first_line})")
+                continue
+            if damaged:
+                print(f"hare-tortoise: {self.dir}: {damaged[0]} is damaged; resuming from {path.name}", file=sys.stderr)
+            return state
+        if damaged:
+            raise InvalidInput(f"{self.dir}: every checkpoint is damaged: {'; '.join(damaged)}. Delete them to start "
+                               "the run again from its beginning, or choose another --out")
+        return None
 
     def finish(self, summary: dict) -> None:
         atomic_write(self.summary_path, lambda f: f.write(json.dumps(summary, indent=2).encode()))

@@ -29,13 +29,9 @@ from .evaluation import accuracy, autocast, evaluation_batch
 from .metrics import activation_calls, plasticity_metrics
 from .nn import models
 from .optim import adamw
-from .runs import ReadOnlyRunStore, RunStore, counter_fields, execute
+from .runs import ReadOnlyRunStore, RunStore, TrainingDiverged, counter_fields, execute
 from .tensors import clip_gradients, evaluating, snapshot
 from .tracing import trace
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the run directory keeps everything up to the last checkpoint."""
 
 
 def _epoch_seed(seed: int, phase: int, epoch: int) -> int:

@@ -318,3 +318,40 @@ def test_a_checkpoint_never_holds_non_finite_weights(tmp_path, capsys, monkeypat
                                    "written", capsys.readouterr().err)
     state = torch.load(out / "checkpoint.pt", weights_only=True)
     assert all(torch.isfinite(t).all() for t in state["model"].values() if t.is_floating_point())
+
+
+# --- data ------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("damage", [b"", b"garbage", "a list"])
+def test_a_damaged_dataset_cache_is_made_again_with_a_word(damage, tmp_path, capsys):
+    import torch
+
+    from hare_tortoise.data.mnist1d import load_mnist1d
+
+    first = load_mnist1d(train_size=40, test_size=20, data_dir=tmp_path)
+    cache = tmp_path / "mnist1d-40-20-seed42.pt"
+    if damage == "a list":
+        torch.save([1, 2, 3], cache)
+    else:
+        cache.write_bytes(damage)
+    again = load_mnist1d(train_size=40, test_size=20, data_dir=tmp_path)
+    assert f"the cache {cache} is damaged" in capsys.readouterr().err
+    assert torch.equal(again.x_train, first.x_train) and torch.equal(again.y_test, first.y_test)
+    assert torch.equal(load_mnist1d(train_size=40, test_size=20, data_dir=tmp_path).x_train, first.x_train)
+    assert capsys.readouterr().err == ""  # made again: read without a word now
+
+
+# --- runs are labelled by what they trained ---------------------------------------------------------------------
+
+def test_a_tuple_valued_key_is_swept_with_brackets_and_refused_without(tmp_path, capsys):
+    from hare_tortoise import sweep
+
+    specs = sweep.grid("smoke", ["base"], [1], ["protocol=continual", "chunks=2", "noise_schedule=[0.5,0.0],[0.2,0.2]"],
+                       tmp_path / "s")
+    assert [s.name for s in specs] == ["base/noise_schedule=[0.5,0.0]/seed1", "base/noise_schedule=[0.2,0.2]/seed1"]
+    assert resolve("smoke", "base", 1, None, ["protocol=continual", "chunks=2", "noise_schedule=[0.5,0.0]"]) \
+        .noise_schedule == (0.5, 0.0)
+    assert main(["sweep", "smoke", "--methods", "base", "--seeds", "1", "--out", str(tmp_path / "t"),
+                 "noise_schedule=0.5,0.0"]) == 2
+    assert "noise_schedule takes several numbers: in a sweep write each of its values in brackets" in \
+        capsys.readouterr().err

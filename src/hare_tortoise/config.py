@@ -158,8 +158,8 @@ def _parse(text: str, annotation, key: str):
         if text not in args:
             raise ConfigError(f"{key} must be one of {', '.join(map(str, args))}, got {text!r}")
         return text
-    if typing.get_origin(annotation) is tuple:
-        return tuple(_parse(part, args[0], key) for part in text.split(",") if part)
+    if typing.get_origin(annotation) is tuple:  # 0.5,0.2 or [0.5,0.2] (the form a sweep needs)
+        return tuple(_parse(part, args[0], key) for part in text.strip("[]").split(",") if part)
     if annotation is bool:
         if text.lower() in ("1", "true", "yes", "on"):
             return True

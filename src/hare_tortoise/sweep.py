@@ -18,10 +18,11 @@ import pathlib
 import subprocess
 import sys
 import time
+import typing
 
 from . import presets
-from .config import ConfigError
-from .rl.config import GAMES, game_id
+from .config import Config, ConfigError
+from .rl.config import GAMES, RLConfig, game_id
 
 LOG_TAIL = 2000  # characters of a failed run's log shown in the final report
 
@@ -75,6 +76,22 @@ def parse_games(text: str | None, preset: str) -> list[str | None]:
     return list(GAMES[env]) if text == "all" else [game_id(env, g.strip()) for g in text.split(",")]
 
 
+TUPLE_KEYS = {f.name for cls in (Config, RLConfig) for f in dataclasses.fields(cls)
+              if typing.get_origin(typing.get_type_hints(cls)[f.name]) is tuple}  # written [v1,v2,...] in a sweep
+
+
+def split_values(text: str) -> list[str]:
+    """The grid values of `key=v1,v2,...`: split at the commas outside brackets, so that `[0.5,0.0],[0.3,0.3]` is
+    two values of a tuple-valued key."""
+    values, depth, start = [], 0, 0
+    for position, character in enumerate(text):
+        depth += {"[": 1, "]": -1}.get(character, 0)
+        if character == "," and depth == 0:
+            values.append(text[start:position])
+            start = position + 1
+    return values + [text[start:]]
+
+
 def grid(preset: str, methods: list[str], seeds: list[int], overrides: list[str], out: str | os.PathLike,
          games: list[str | None] = (None,), data_dir: str | None = None) -> list[RunSpec]:
     """Every combination of games, methods, the values of overrides written key=v1,v2, and seeds; each checked as
@@ -87,10 +104,13 @@ def grid(preset: str, methods: list[str], seeds: list[int], overrides: list[str]
         key, equals, values = override.partition("=")
         if not equals or not key or not values:
             raise ConfigError(f"override {override!r} is not key=value (several values: key=v1,v2)")
+        if key in TUPLE_KEYS and not values.startswith("["):
+            raise ConfigError(f"{key} takes several numbers: in a sweep write each of its values in brackets, e.g. "
+                              f"{key}=[0.5,0.0],[0.3,0.3]")
         if key == "method":  # the run directories are named by --methods: an override must not contradict them
             raise ConfigError(f"method=... cannot be swept as an override: list the methods in --methods "
                               f"(--methods {values})")
-        axes.append([(key, value) for value in values.split(",")])
+        axes.append([(key, value) for value in split_values(values)])
     root = pathlib.Path(out).resolve()
     specs = []
     for game, method, *chosen in itertools.product(games, methods, *axes):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
+import sys
 
 import torch
 
@@ -80,3 +81,30 @@ def find(names: list[str], dirs: list[pathlib.Path], how_to_get: str) -> pathlib
                 return directory / name
     looked = ", ".join(str(d) for d in dirs) or "(no folder given)"
     raise DataError(f"none of {', '.join(names)} found in: {looked}. {how_to_get}")
+
+
+CACHE_KEYS = ("x", "y", "x_test", "y_test")  # what a dataset cache file holds
+
+
+def read_cache(path: pathlib.Path) -> dict | None:
+    """The tensors of a dataset cache file, or None where it is missing or damaged (cut short, overwritten, or
+    not such a file): the caller makes it again, and a damaged one is said on stderr."""
+    if not path.exists():
+        return None
+    try:
+        tensors = torch.load(path, weights_only=True)
+        if not (isinstance(tensors, dict) and all(torch.is_tensor(tensors.get(k)) for k in CACHE_KEYS)
+                and len(tensors["x"]) == len(tensors["y"]) and len(tensors["x_test"]) == len(tensors["y_test"])):
+            raise ValueError("it is not a dataset cache")
+    except Exception as error:  # torch raises several kinds for a damaged file
+        print(f"hare-tortoise: the cache {path} is damaged ({type(error).__name__}); making it again", file=sys.stderr)
+        return None
+    return tensors
+
+
+def write_cache(path: pathlib.Path, tensors: dict) -> None:
+    """Write a dataset cache atomically: a reader, or a run killed meanwhile, sees the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".tmp")
+    torch.save(tensors, partial)
+    partial.replace(path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .dataset import DEFAULT_CACHE, Dataset, search_dirs
+from .dataset import DEFAULT_CACHE, Dataset, read_cache, search_dirs, write_cache
 from ..errors import InvalidInput
 
 
@@ -17,14 +17,10 @@ def load_mnist1d(train_size: int = 4000, test_size: int = 1000, seed: int = 42, 
     if train_size < 10 or test_size < 10:
         raise InvalidInput(f"mnist1d needs at least 10 train and 10 test samples, got {train_size} and {test_size}")
     cache = search_dirs(data_dir, DEFAULT_CACHE)[0] / f"mnist1d-{train_size}-{test_size}-seed{seed}.pt"
-    if cache.exists():
-        tensors = torch.load(cache, weights_only=True)
-    else:
+    tensors = read_cache(cache)
+    if tensors is None:
         tensors = _generate(train_size, test_size, seed)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache.with_suffix(".tmp")
-        torch.save(tensors, partial)
-        partial.replace(cache)
+        write_cache(cache, tensors)
     return Dataset("mnist1d", tensors["x"], tensors["y"], tensors["x_test"], tensors["y_test"], num_classes=10)
 
 

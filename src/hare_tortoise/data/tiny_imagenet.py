@@ -13,7 +13,7 @@ import zipfile
 
 import torch
 
-from .dataset import DataError, Dataset, find, search_dirs
+from .dataset import DataError, Dataset, find, read_cache, search_dirs, write_cache
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 HOW_TO_GET = ("Put tiny-imagenet-200.zip (or its extracted tiny-imagenet-200/) in --data-dir or $HARE_TORTOISE_DATA, "
@@ -64,8 +64,8 @@ def load_tiny_imagenet(data_dir=None) -> Dataset:
     """Tiny-ImageNet as uint8 (N, 3, 64, 64): 100,000 train, 10,000 validation (used as test) images."""
     path = find(["tiny-imagenet-200", "tiny-imagenet-200.zip"], search_dirs(data_dir), HOW_TO_GET)
     cache = path.parent / "tiny-imagenet-200.pt"
-    if cache.exists() and cache.stat().st_mtime >= path.stat().st_mtime:
-        t = torch.load(cache, weights_only=True)
+    t = read_cache(cache) if cache.exists() and cache.stat().st_mtime >= path.stat().st_mtime else None
+    if t is not None and "num_classes" in t:
         return Dataset("tiny_imagenet", t["x"], t["y"], t["x_test"], t["y_test"], int(t["num_classes"]),
                        IMAGENET_MEAN, IMAGENET_STD)
     source = _Folder(path) if path.is_dir() else _Zip(path)
@@ -87,8 +87,6 @@ def load_tiny_imagenet(data_dir=None) -> Dataset:
     tensors = {"x": _decode(source, train), "y": y_train,
                "x_test": _decode(source, [f"val/images/{file}" for file, _ in val]), "y_test": y_test,
                "num_classes": len(wnids)}
-    partial = cache.with_suffix(".tmp")
-    torch.save(tensors, partial)
-    partial.replace(cache)
+    write_cache(cache, tensors)
     return Dataset("tiny_imagenet", tensors["x"], y_train, tensors["x_test"], y_test, len(wnids),
                    IMAGENET_MEAN, IMAGENET_STD)

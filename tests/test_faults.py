@@ -355,3 +355,25 @@ def test_a_tuple_valued_key_is_swept_with_brackets_and_refused_without(tmp_path,
                  "noise_schedule=0.5,0.0"]) == 2
     assert "noise_schedule takes several numbers: in a sweep write each of its values in brackets" in \
         capsys.readouterr().err
+
+
+def test_a_checkpoint_of_another_run_in_the_directory_is_named_and_nothing_is_touched(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    out, other = tmp_path / "run", tmp_path / "other"
+    killed_after(out, 3, monkeypatch, "checkpoint_every_seconds=0")
+    assert main(["run", "smoke", "--out", str(other), "--no-progress", "width=16"]) == 0
+    shutil.copy(other / "checkpoint.pt", out / "checkpoint.pt")  # another architecture's checkpoint
+    before = snapshot(out)
+    assert main(["run", "smoke", "--out", str(out), "--no-progress", "checkpoint_every_seconds=0"]) == 2
+    assert "its checkpoint does not fit this run (RuntimeError: Error(s) in loading state_dict" in capsys.readouterr().err
+    assert snapshot(out) == before
+
+
+def test_a_run_directory_of_the_other_kind_is_refused_and_left_as_it_is(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "rl-smoke", "--out", str(out), "--no-progress"]) == 0
+    before = snapshot(out)
+    assert main(["run", "smoke", "--out", str(out), "--no-progress"]) == 2
+    assert "holds a run with a different config (differs in: " in capsys.readouterr().err
+    assert snapshot(out) == before

@@ -237,7 +237,14 @@ def execute(store: RunStore, config, build: Callable[[], Job]) -> dict:
         store.clear_rows()
         job.fresh()
     else:
-        store.keep_rows(job.restore(state))
+        try:
+            keep = job.restore(state)
+        except (RuntimeError, KeyError) as error:  # torch's load_state_dict, or a state without a field this run has
+            first_line = (str(error).splitlines() or [""])[0][:200]
+            raise InvalidInput(f"{store.dir}: its checkpoint does not fit this run ({type(error).__name__}: "
+                               f"{first_line}); it was written by another run or another version. Move the run "
+                               "directory away, or delete its checkpoints to start the run again") from None
+        store.keep_rows(keep)
     summary = job.run()
     store.finish(summary)
     return summary

@@ -102,3 +102,44 @@ def test_plasticity_metrics_measures_everything_and_changes_nothing(mlp):
     # the dormant fraction over all layers pools all 8 + 8 + 8 units
     per_layer = [result[f"dormant_fraction/{n}"] for n in ("backbone.2", "backbone.4", "head.1")]
     assert result["dormant_fraction"] == pytest.approx(sum(per_layer) / 3)
+
+
+# --- sequence metrics ---------------------------------------------------------------------------------------------
+
+NAN = float("nan")
+# three tasks: task 0 learnt to 0.9, then forgotten to 0.6 and 0.5; task 1 learnt to 0.8, then 0.7; task 2 0.95;
+# before training on it, task 1 read 0.3 and task 2 0.4 (the entries above the diagonal)
+R = [[0.9, 0.3, NAN],
+     [0.6, 0.8, 0.4],
+     [0.5, 0.7, 0.95]]
+
+
+def test_the_sequence_metrics_on_a_matrix_worked_out_by_hand():
+    from hare_tortoise.metrics import average_accuracy, backward_transfer, forgetting, forward_transfer
+
+    assert average_accuracy(R) == pytest.approx((0.5 + 0.7 + 0.95) / 3)
+    assert backward_transfer(R) == pytest.approx(((0.5 - 0.9) + (0.7 - 0.8)) / 2)
+    assert forgetting(R) == pytest.approx(((0.9 - 0.5) + (0.8 - 0.7)) / 2)  # best earlier minus final
+    assert forward_transfer(R, [0.1, 0.1, 0.2]) == pytest.approx(((0.3 - 0.1) + (0.4 - 0.2)) / 2)
+
+
+def test_forgetting_takes_the_best_earlier_accuracy_not_the_first():
+    from hare_tortoise.metrics import backward_transfer, forgetting
+
+    rising = [[0.5, NAN, NAN], [0.9, 0.6, NAN], [0.7, 0.6, 0.8]]  # task 0 peaks after task 1, ends at 0.7
+    assert forgetting(rising) == pytest.approx(((0.9 - 0.7) + (0.6 - 0.6)) / 2)
+    assert backward_transfer(rising) == pytest.approx(((0.7 - 0.5) + (0.6 - 0.6)) / 2)  # against the first
+
+
+def test_sequence_metrics_skip_what_was_not_evaluated_and_refuse_a_matrix_that_is_not_square():
+    from hare_tortoise.metrics import average_accuracy, backward_transfer, forgetting, forward_transfer
+
+    sparse = [[0.9, NAN, NAN], [NAN, 0.8, NAN], [0.5, NAN, 0.95]]  # task 1 not evaluated at the end
+    assert average_accuracy(sparse) == pytest.approx((0.5 + 0.95) / 2)
+    assert backward_transfer(sparse) == pytest.approx(0.5 - 0.9) and forgetting(sparse) == pytest.approx(0.4)
+    assert math.isnan(forward_transfer(sparse, [0.1, 0.1, 0.1]))
+    for bad in ([[0.9, 0.1]], [], [0.5, 0.6]):
+        with pytest.raises(ValueError, match="an accuracy matrix is square"):
+            average_accuracy(bad)
+    with pytest.raises(ValueError, match="fresh holds one accuracy per task"):
+        forward_transfer(R, [0.1, 0.2])

@@ -1,8 +1,9 @@
-"""Plasticity metrics: one name, one definition each.
+"""Plasticity metrics and sequence metrics: one name, one definition each.
 
 Rank metrics take a feature matrix (N samples x D features, e.g. the penultimate layer on a probe batch); unit
 metrics take one layer's activations; weight metrics take a model. `plasticity_metrics` measures all of them on a
-probe batch and returns a flat dict of named floats.
+probe batch and returns a flat dict of named floats. Sequence metrics take the accuracy matrix of a run over T tasks,
+R[i][j] = test accuracy on task j after training on task i (NaN where it was not evaluated).
 """
 
 from __future__ import annotations
@@ -170,3 +171,58 @@ def plasticity_metrics(
             grads = torch.autograd.grad(loss_fn(model(inputs), targets), params, allow_unused=True)
         result["gradient_norm"] = float(global_norm([g for g in grads if g is not None]))
     return result
+
+
+# --- sequence metrics over an accuracy matrix ------------------------------------------------------------------
+
+def _accuracy_matrix(R) -> torch.Tensor:
+    """R as a float64 T x T tensor (lists of lists or a tensor); a ValueError unless it is square and not empty."""
+    matrix = torch.as_tensor(R, dtype=torch.float64)
+    if matrix.dim() != 2 or matrix.shape[0] != matrix.shape[1] or matrix.numel() == 0:
+        raise InvalidInput(f"an accuracy matrix is square, R[i][j] for tasks i, j < T; got shape {tuple(matrix.shape)}")
+    return matrix
+
+
+def _nanmean(values: torch.Tensor) -> float:
+    """The mean of the entries that are not NaN; NaN when there is none."""
+    kept = values[~torch.isnan(values)]
+    return float(kept.mean()) if kept.numel() else float("nan")
+
+
+def average_accuracy(R) -> float:
+    """Mean of the last row, the accuracy on every task after the last one (Chaudhry et al., ECCV 2018); NaN
+    entries skipped."""
+    return _nanmean(_accuracy_matrix(R)[-1])
+
+
+def backward_transfer(R) -> float:
+    """BWT = mean over j < T-1 of R[T-1][j] - R[j][j] (Lopez-Paz & Ranzato, NeurIPS 2017, arXiv:1706.08840):
+    negative when later tasks undo earlier ones. Pairs with a NaN are skipped."""
+    matrix = _accuracy_matrix(R)
+    tasks = matrix.shape[0]
+    return _nanmean(matrix[-1, : tasks - 1] - matrix.diagonal()[: tasks - 1])
+
+
+def forgetting(R) -> float:
+    """Average forgetting (Chaudhry et al., "Riemannian Walk for Incremental Learning", ECCV 2018,
+    arXiv:1801.10112): mean over j < T-1 of the best accuracy on task j after any task l in [j, T-2], minus the
+    final accuracy on it. NaN entries are skipped."""
+    matrix = _accuracy_matrix(R)
+    tasks = matrix.shape[0]
+    drops = []
+    for j in range(tasks - 1):
+        earlier = matrix[j : tasks - 1, j]
+        earlier = earlier[~torch.isnan(earlier)]
+        if earlier.numel() and not torch.isnan(matrix[-1, j]):
+            drops.append(float(earlier.max() - matrix[-1, j]))
+    return sum(drops) / len(drops) if drops else float("nan")
+
+
+def forward_transfer(R, fresh) -> float:
+    """FWT = mean over j >= 1 of R[j-1][j] - fresh[j] (Lopez-Paz & Ranzato 2017): the accuracy on task j before
+    training on it, against a freshly initialised network's `fresh[j]`. NaN entries are skipped."""
+    matrix = _accuracy_matrix(R)
+    baseline = torch.as_tensor(fresh, dtype=torch.float64)
+    if baseline.shape != (matrix.shape[0],):
+        raise InvalidInput(f"fresh holds one accuracy per task ({matrix.shape[0]}), got shape {tuple(baseline.shape)}")
+    return _nanmean(matrix.diagonal(offset=1) - baseline[1:])

@@ -100,14 +100,15 @@ def test_report_scores_atari_runs_against_human_and_published_scores(tmp_path, c
     assert main(["report", str(tmp_path), "--out", str(tmp_path / "report")]) == 0
     printed = capsys.readouterr().out
     # below every published run
-    assert "| Pong | base | -20.70 [-20.70, -20.70] | 0.000 [0.000, 0.000] | 0.0 [0.0, 0.0] | 2 |" in printed
+    assert "| Pong | base | -20.70 [-20.70, -20.70] | 0.000 [0.000, 0.000] | 0.0 [0.0, 0.0] | 2 ⚠ |" in printed
     published = scores.published_scores("DrQ(eps)")["Pong"]
     share = 100 * ((published < human).sum() + 0.5 * (published == human).sum()) / len(published)
     assert (f"| Pong | hare_tortoise | 14.60 [14.60, 14.60] | 1.000 [1.000, 1.000] | {share:.1f} [{share:.1f}, "
-            f"{share:.1f}] | 2 |") in printed
+            f"{share:.1f}] | 2 ⚠ |") in printed
     # base: HNS 0 on Pong and 1 on Breakout -> mean 0.5, optimality gap 0.5; H&T: 1 and 1 -> mean 1, gap 0
-    assert "| base | 2 | 2 | 0.500 [0.500, 0.500] | 0.500 [0.500, 0.500] | 0.500 [0.500, 0.500] | 0.500 [0.500, 0.500] |" in printed
-    assert "| hare_tortoise | 2 | 2 | 1.000 [1.000, 1.000] |" in printed
+    assert "| base | 2 | 2 ⚠ | 0.500 [0.500, 0.500] | 0.500 [0.500, 0.500] | 0.500 [0.500, 0.500] | 0.500 [0.500, 0.500] |" in printed
+    assert "| hare_tortoise | 2 | 2 ⚠ | 1.000 [1.000, 1.000] |" in printed
+    assert "| IQM [strat] |" in printed and "[strat]: 95% stratified-bootstrap interval" in printed
     assert "| atari100k/pong/drq_eps | hare_tortoise | 14.60 [14.60, 14.60] | 14.60 [14.60, 14.60] | 35.30 [35.30, 35.30]" in printed
     assert (tmp_path / "report" / "atari100k-performance-profile.png").read_bytes()[:4] == b"\x89PNG"
     assert scores.reference_name("up_n_down") == "UpNDown" and scores.reference_name("bank_heist") == "BankHeist"

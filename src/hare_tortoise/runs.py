@@ -51,6 +51,11 @@ def _tensors(value, name: str = "state"):
             yield from _tensors(item, f"{name}[{index}]")
 
 
+def _said(error: Exception) -> str:
+    """An exception as one short line for a message: its kind and the first line of what it says."""
+    return f"{type(error).__name__}: {(str(error).splitlines() or [''])[0][:200]}"
+
+
 def counter_fields(method) -> dict[str, int]:
     """A method's counters as metrics-row fields, `method/<counter>` (resets, recycled units, ...)."""
     return {f"method/{name}": value for name, value in method.counts.items()}
@@ -152,8 +157,7 @@ class RunStore:
             try:
                 state = torch.load(path, weights_only=True, map_location="cpu")
             except Exception as error:  # torch raises several kinds for a damaged file
-                first_line = (str(error).splitlines() or [""])[0][:120]
-                damaged.append(f"{path.name} ({type(error).__name__}: {first_line})")
+                damaged.append(f"{path.name} ({_said(error)})")
                 continue
             if damaged:
                 print(f"hare-tortoise: {self.dir}: {damaged[0]} is damaged; resuming from {path.name}", file=sys.stderr)
@@ -240,9 +244,8 @@ def execute(store: RunStore, config, build: Callable[[], Job]) -> dict:
         try:
             keep = job.restore(state)
         except (RuntimeError, KeyError) as error:  # torch's load_state_dict, or a state without a field this run has
-            first_line = (str(error).splitlines() or [""])[0][:200]
-            raise InvalidInput(f"{store.dir}: its checkpoint does not fit this run ({type(error).__name__}: "
-                               f"{first_line}); it was written by another run or another version. Move the run "
+            raise InvalidInput(f"{store.dir}: its checkpoint does not fit this run ({_said(error)}); it was written "
+                               "by another run or another version. Move the run "
                                "directory away, or delete its checkpoints to start the run again") from None
         store.keep_rows(keep)
     summary = job.run()

@@ -10,10 +10,10 @@ import pathlib
 import numpy as np
 
 from ..rl import scores
-from ..stats import MIN_SEEDS, mean_interval, paired_difference, probability_of_improvement
+from ..stats import mean_interval, paired_difference, probability_of_improvement
 from .plots import draw, save
 from .runs import Cell, Run, by_seed, group, method_actions
-from .tables import LEGEND, markdown
+from .tables import LEGEND, markdown, seeds_text
 
 PROFILE_TAUS = np.linspace(0.0, 2.0, 81)  # HNS thresholds of the performance profile
 
@@ -68,21 +68,16 @@ def atari_tables(runs: list[Run], reps: int = 2000) -> str:
             hns = mean_interval([float(scores.human_normalized(game, r)) for r in returns])
             percentile = mean_interval([scores.percentile_in_published(game, r) for r in returns])
             lines.append(f"| {game} | {label} | {mean_interval(returns).format()} | {hns.format(digits=3)} | "
-                         f"{percentile.format(digits=1)} | {_seeds(len(returns))} |")
+                         f"{percentile.format(digits=1)} | {seeds_text(len(returns))} |")
     lines += ["", "| method | games | seeds per game | IQM [strat] | median [strat] | mean [strat] | "
               "optimality gap [strat] |", "|---|---|---|---|---|---|---|"]
     for label, games in sorted(finals.items()):
         matrix = _hns_matrix(games)
         table = scores.aggregate_table(matrix, reps)
         cells_ = [f"{point:.3f} [{low:.3f}, {high:.3f}]" for point, low, high in table.values()]
-        lines.append(f"| {label} | {len(games)} | {_seeds(matrix.shape[0])} | " + " | ".join(cells_) + " |")
+        lines.append(f"| {label} | {len(games)} | {seeds_text(matrix.shape[0])} | " + " | ".join(cells_) + " |")
     return "\n".join(lines + ["", LEGEND + " [strat]: 95% stratified-bootstrap interval over runs within each game "
                                "(rliable)."])
-
-
-def _seeds(n: int) -> str:
-    """A seed count, flagged below MIN_SEEDS as in every table."""
-    return f"{n} ⚠" if n < MIN_SEEDS else str(n)
 
 
 def tables(runs: list[Run]) -> tuple[str, list[Cell]]:

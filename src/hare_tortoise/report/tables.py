@@ -13,6 +13,11 @@ MARKS = {"t": "t", "bootstrap": "boot"}  # interval method -> its mark in a colu
 LEGEND = "[t]: 95% Student-t interval over seeds; [boot]: 95% percentile-bootstrap interval over seeds."
 
 
+def seeds_text(seeds: int, unfinished: int = 0) -> str:
+    """A seed count as every table shows it: the unfinished runs beside it, flagged below MIN_SEEDS."""
+    return f"{seeds}" + (f" (+{unfinished} unfinished)" if unfinished else "") + (" ⚠" if seeds < MIN_SEEDS else "")
+
+
 def _header(cells: list[Cell], name: str) -> str:
     """A column's name with the mark of the interval method(s) its cells use, e.g. 'test acc [t]'."""
     used = sorted({cell.columns[name].method for cell in cells if name in cell.columns and cell.columns[name].n > 0})
@@ -29,8 +34,7 @@ def markdown(cells: list[Cell], scale_note: str = "") -> str:
     for cell in cells:
         values = [cell.columns[n].format() if n in cell.columns else "-" for n in names]
         values += [cell.actions or "-"] if acted else []
-        seeds = f"{cell.seeds}" + (f" (+{cell.unfinished} unfinished)" if cell.unfinished else "")
-        seeds += " ⚠" if cell.seeds < MIN_SEEDS else ""
+        seeds = seeds_text(cell.seeds, cell.unfinished)
         lines.append(f"| {cell.setting} | {cell.label} | " + " | ".join(values) + f" | {seeds} |")
     lines += ["", LEGEND]
     few = [f"{c.setting} {c.label}" for c in cells if c.seeds < MIN_SEEDS]

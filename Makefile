@@ -6,14 +6,13 @@ STAMP := $(VENV)/.installed
 TORCH := torch==2.13.0
 
 SEEDS ?= 1
-DEMO ?= runs/demo
 HT := $(VENV)/bin/hare-tortoise
 
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 # CI sets REQUIRE_SYSTEM_DEPS=1: there a missing Debian package is an error, elsewhere a warning (its test skips).
 REQUIRE_SYSTEM_DEPS ?= 0
 
-.PHONY: setup test demo system-deps bench reproduce
+.PHONY: setup test demo system-deps bench reproduce reproduce-minatar
 
 # torch goes in first and pinned: the package's torch range is then satisfied, and pip pulls no CUDA build.
 $(STAMP): pyproject.toml Makefile
@@ -39,15 +38,14 @@ test: $(STAMP) system-deps
 	$(PY) -m pytest -q --durations=5
 
 # The paper's point on MNIST-1D (preset mnist1d-warm; the cold run keeps an EMA shadow): cold, cold EMA, warm,
-# S&P, EMA and H&T, for seeds 1..SEEDS, then the table and the plots. Finished runs are skipped on a re-run.
+# S&P, EMA and H&T, for seeds 1..SEEDS, then the table and the plots. The runs are `make reproduce`'s own (same
+# directories, one thread per run), so either command skips what the other finished.
+REPRO ?= runs/reproduction
 demo: $(STAMP)
-	set -e; for seed in $$(seq 1 $(SEEDS)); do \
-	  $(HT) run mnist1d-cold --seed $$seed --out $(DEMO)/cold/seed$$seed; \
-	  for method in base shrink_perturb ema hare_tortoise; do \
-	    $(HT) run mnist1d-warm --method $$method --seed $$seed --out $(DEMO)/warm-$$method/seed$$seed; \
-	  done; \
-	done
-	$(HT) report $(DEMO) --out $(DEMO)/report
+	$(HT) sweep mnist1d-cold --methods base --seeds 1-$(SEEDS) --out $(REPRO)/cold
+	$(HT) sweep mnist1d-warm --methods base,shrink_perturb,ema,hare_tortoise --seeds 1-$(SEEDS) --out $(REPRO)/warm
+	$(HT) report $(REPRO)/cold $(REPRO)/warm/base $(REPRO)/warm/shrink_perturb $(REPRO)/warm/ema \
+	  $(REPRO)/warm/hare_tortoise --out $(REPRO)/report-demo
 
 # Benchmarks: ratios measured in one run, written to benchmarks/results/latest.json (see benchmarks/README.md).
 bench: $(STAMP)
@@ -56,9 +54,8 @@ bench: $(STAMP)
 # docs/REPRODUCTION.md's runs: every baseline of docs/METHODS.md on MNIST-1D in the warm-start and continual
 # protocols, each with and without augmentation; cold-start references; H&T's sensitivity to its momentum and reset
 # interval (in epochs and in steps); the resetting methods in the continual protocol evaluated after every epoch (to
-# see the drops right after resets). 3 seeds each, one run per core. Re-running resumes.
-REPRO ?= runs/reproduction
-REPRO_SEEDS ?= 1-3
+# see the drops right after resets). 5 seeds each, one run per core. Re-running resumes.
+REPRO_SEEDS ?= 1-5
 METHODS := base,l2,l2_init,spectral,crelu,layernorm,sam,redo,shrink_perturb,shrink_perturb_noise,head_reset,full_reset,ema,self_distill,hare_tortoise
 reproduce: $(STAMP)
 	$(HT) sweep mnist1d-cold --methods base --seeds $(REPRO_SEEDS) --out $(REPRO)/cold
@@ -78,3 +75,9 @@ reproduce: $(STAMP)
 	$(HT) report $(REPRO)/cold $(REPRO)/warm/base $(REPRO)/warm/hare_tortoise $(REPRO)/sensitivity $(REPRO)/steps \
 	  --out $(REPRO)/report-sensitivity
 	$(HT) report $(REPRO)/every-epoch --out $(REPRO)/report-every-epoch
+
+# docs/RL.md's MinAtar comparison: the 5 games x base / H&T x 5 seeds at 50k agent steps, then the report.
+MINATAR ?= runs/minatar-dqn-50k
+reproduce-minatar: $(STAMP)
+	$(HT) sweep minatar-dqn-50k --env all --methods base,hare_tortoise --seeds $(REPRO_SEEDS) --out $(MINATAR)
+	$(HT) report $(MINATAR) --out $(MINATAR)/report

@@ -1,7 +1,7 @@
 """Engine overhead: images per second of the full training loop (batching, method hooks, gradient clipping,
 metrics, logging, checkpoints at the default interval) against a bare loop of forward, backward and AdamW step on
 pre-made tensors (one epoch of the same data, batched in advance), same model and batch, and against the same bare
-loop with the recipe's gradient clipping (torch's `clip_grad_norm_`, and the engine's own `clip_gradients`). The
+loop with the recipe's gradient clipping (torch's `clip_grad_norm_`, and the engine's own `FlatGradients`). The
 bare loops train between the engine's epochs, so that all are timed over the same minutes. Evaluation and
 plasticity metrics run once, at the end, as for a final accuracy; the preset's evaluation-only EMA shadow is off."""
 
@@ -11,7 +11,7 @@ import itertools
 import statistics
 import tempfile
 import time
-from typing import Callable
+from typing import Callable, Literal
 
 import torch
 import torch.nn.functional as F
@@ -22,7 +22,7 @@ from hare_tortoise.data import Dataset
 from hare_tortoise.data.batches import Inputs
 from hare_tortoise.nn import models
 from hare_tortoise.runs import RunStore
-from hare_tortoise.tensors import clip_gradients
+from hare_tortoise.flat import FlatGradients
 from hare_tortoise.optim import adamw
 from hare_tortoise.train import Trainer, prepare_dataset
 
@@ -36,22 +36,26 @@ def own_batches(config: Config, dataset: Dataset) -> list[tuple[torch.Tensor, to
 
 
 def bare_loop(config: Config, dataset: Dataset, batches: list,
-              clip: Callable[[list[torch.nn.Parameter]], object] | None = None) -> Callable[[int], None]:
+              clip: Literal["torch", "engine"] | None = None) -> Callable[[int], None]:
     """A fresh model and the engine's own optimizer; the returned function trains them for n more steps of forward,
-    backward, (`clip` of the parameters' gradients,) AdamW, cycling through `batches`."""
+    backward, (gradient clipping at the config's norm: torch's `clip_grad_norm_`, or the engine's gradients in one
+    buffer, `FlatGradients`,) AdamW, cycling through `batches`."""
     torch.manual_seed(1)
     model = models.build(config.model, dataset.input_shape, dataset.num_classes, config.width, config.norm)
     parameters = list(model.parameters())
     optimizer = adamw(parameters, config.lr, config.weight_decay)
+    gradients = FlatGradients(parameters) if clip == "engine" else None
     position = itertools.count()
 
     def train(n: int) -> None:
         for _ in range(n):
             x, y = batches[next(position) % len(batches)]
-            optimizer.zero_grad(set_to_none=True)
+            gradients.zero() if gradients else optimizer.zero_grad(set_to_none=True)
             F.cross_entropy(model(x), y).backward()
-            if clip is not None:
-                clip(parameters)
+            if gradients:
+                gradients.clip(config.grad_clip)
+            elif clip == "torch":
+                torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
             optimizer.step()
     return train
 
@@ -80,7 +84,7 @@ class _Interleaved(Trainer):
 def rates(config: Config, dataset: Dataset, rounds: int = 3) -> tuple[list[dict[str, float]], int]:
     """The images/s of each loop in each of `rounds` engine runs, and the steps per run. Between the epochs of each
     run train a bare loop and, if the config clips gradients, a bare loop that clips them with torch's
-    `clip_grad_norm_` and one that clips with the engine's own `clip_gradients` (the same numbers, fewer kernels).
+    `clip_grad_norm_` and one that clips as the engine does (`FlatGradients`: one norm over one buffer).
     The engine's time is its whole run (checkpoints, rows, the final evaluation included) less the bare loops'."""
     batches = own_batches(config, dataset)
     images = config.epochs * len(dataset.y_train)
@@ -88,10 +92,8 @@ def rates(config: Config, dataset: Dataset, rounds: int = 3) -> tuple[list[dict[
     for _ in range(rounds):
         bare = {"bare": bare_loop(config, dataset, batches)}
         if config.grad_clip is not None:
-            bare["bare_torch_clipping"] = bare_loop(
-                config, dataset, batches, lambda p: torch.nn.utils.clip_grad_norm_(p, config.grad_clip))
-            bare["bare_engine_clipping"] = bare_loop(
-                config, dataset, batches, lambda p: clip_gradients(p, config.grad_clip))
+            bare["bare_torch_clipping"] = bare_loop(config, dataset, batches, "torch")
+            bare["bare_engine_clipping"] = bare_loop(config, dataset, batches, "engine")
         with tempfile.TemporaryDirectory() as out:
             trainer = _Interleaved(config, RunStore(out), dataset, progress=False, bare=bare)
             began = time.perf_counter()
@@ -132,7 +134,7 @@ def run() -> list[dict]:
                               "fraction of the bare loop", True,
                               f"{common}, bare loop (forward, backward, AdamW) {speed['bare']}; the recipe's "
                               f"clipping alone takes {clipping:.1%} of the bare loop's time ({timing})"))
-        for loop, label, clip in (("bare_engine_clipping", "the_engines", "the engine's clip_gradients"),
+        for loop, label, clip in (("bare_engine_clipping", "the_engines", "the engine's FlatGradients clipping"),
                                   ("bare_torch_clipping", "torch", "torch's clip_grad_norm_")):
             figures.append(figure(f"engine/images_per_second_vs_bare_loop_with_{label}_clipping",
                                   median_ratio(turns, "engine", loop), 0.9, "fraction of the bare loop", True,

@@ -22,7 +22,7 @@ from hare_tortoise.presets import resolve
 from hare_tortoise.data.batches import Inputs
 from hare_tortoise.nn import models
 from hare_tortoise.runs import RunStore
-from hare_tortoise.tensors import clip_gradients, global_norm
+from hare_tortoise.flat import FlatGradients
 
 
 def microseconds(function, number: int = 2000) -> float:
@@ -35,9 +35,11 @@ def per_step(config, dataset) -> dict[str, float]:
     torch.manual_seed(0)
     model = models.build(config.model, dataset.input_shape, dataset.num_classes, config.width, config.norm)
     x, y = dataset.x_train[:256], dataset.y_train[:256]
+    parameters, gradients = list(model.parameters()), FlatGradients(model.parameters())
+    gradients.zero()
     logits = model(x)
     F.cross_entropy(logits, y).backward()
-    parameters, ht, inputs = list(model.parameters()), HareTortoise(model), Inputs(dataset.mean, dataset.std)
+    ht, inputs = HareTortoise(model), Inputs(dataset.mean, dataset.std)
     rows, generator = torch.randperm(len(dataset.y_train))[:256], torch.Generator().manual_seed(0)
     correct, loss_sum, loss = torch.zeros((), dtype=torch.long), torch.zeros(()), torch.ones(())
 
@@ -51,7 +53,7 @@ def per_step(config, dataset) -> dict[str, float]:
         "counting correct answers": microseconds(lambda: correct.add_((logits.detach().argmax(1) == y).sum())),
         "summing the loss": microseconds(lambda: loss_sum.add_(loss, alpha=256)),
         "a disabled torch.autocast (no longer entered on the CPU)": microseconds(disabled_autocast),
-        "our gradient clipping (tensors.clip_gradients)": microseconds(lambda: clip_gradients(parameters, 1e9)),
+        "our gradient clipping (FlatGradients.clip: one buffer)": microseconds(lambda: gradients.clip(1e9)),
         "torch's clip_grad_norm_": microseconds(lambda: torch.nn.utils.clip_grad_norm_(parameters, 1e9)),
     }
 
@@ -85,15 +87,17 @@ def per_run(config, dataset) -> tuple[dict[str, tuple[float, int]], list[float]]
                 calls[label] += 1
         return wrapper
 
-    def clip(parameters, max_norm):
-        norms.append(float(global_norm([p.grad for p in parameters if p.grad is not None])))
-        clip_gradients(parameters, max_norm)
+    original_clip = FlatGradients.clip
+
+    def clip(gradients, max_norm):
+        norms.append(float(gradients.norm()))
+        original_clip(gradients, max_norm)
 
     patches = [(training, "plasticity_metrics", "plasticity metrics"), (training, "shuffled_batches", "epoch shuffles"),
                (training.Trainer, "_evaluate", "evaluation"), (training.Trainer, "_checkpoint", "checkpoints"),
                (RunStore, "append", "metric rows")]
     with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory() as out:
-        stack.enter_context(mock.patch.object(training, "clip_gradients", clip))
+        stack.enter_context(mock.patch.object(FlatGradients, "clip", clip))
         for owner, name, label in patches:
             stack.enter_context(mock.patch.object(owner, name, timed(getattr(owner, name), label)))
         training.Trainer(config, RunStore(out), dataset, progress=False).run()

@@ -81,9 +81,11 @@ def test_step_pieces_times_every_piece_and_counts_the_runs_work_and_clipping():
     # warm start: 20 epochs (B / 0.1) of 20 noisy samples, one batch each; then 2 epochs of 200 samples, 7 batches
     config = resolve("smoke", "hare_tortoise", 1, None, ["eval_every=1"])
     dataset = training.prepare_dataset(config)
-    clip, metrics = training.clip_gradients, training.plasticity_metrics
+    from hare_tortoise.flat import FlatGradients
+
+    clip, metrics = FlatGradients.clip, training.plasticity_metrics
     pieces, norms = step_pieces.per_run(config, dataset)
-    assert training.clip_gradients is clip and training.plasticity_metrics is metrics  # put back
+    assert FlatGradients.clip is clip and training.plasticity_metrics is metrics  # put back
     assert len(norms) == 20 * 1 + 2 * 7 and min(norms) > 0  # one gradient norm per step
     assert {label: count for label, (_, count) in pieces.items()} == {
         "epoch shuffles": 22, "metric rows": 22, "evaluation": 22, "plasticity metrics": 2, "checkpoints": 2}

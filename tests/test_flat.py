@@ -1,9 +1,13 @@
-"""FlatTensors: tensors moved into one buffer keep their values, objects and strides, and say when they leave it."""
+"""FlatTensors: tensors moved into one buffer keep their values, objects and strides, and say when they leave it.
+FlatGradients: gradients in one buffer are autograd's, clipped by clip_grad_norm_'s rule."""
 
+import copy
+
+import pytest
 import torch
 from torch import nn
 
-from hare_tortoise.flat import FlatTensors
+from hare_tortoise.flat import FlatGradients, FlatTensors
 
 
 def test_tensors_move_into_one_buffer_back_to_back_with_their_values():
@@ -44,3 +48,85 @@ def test_tensors_that_cannot_share_a_buffer_are_left_alone():
         flat = FlatTensors(tensors)
         assert flat.buffer is None and not flat.intact()
         assert [t.data_ptr() for t in tensors] == addresses
+
+
+def _mlp_and_batch(seed: int = 0):
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    return model, torch.randn(16, 6), torch.randint(0, 3, (16,))
+
+
+def _backward(model, x, y, scale: float = 1.0):
+    (torch.nn.functional.cross_entropy(model(x), y) * scale).backward()
+
+
+def test_gradients_land_in_the_buffer_as_autograd_would_give_them():
+    model, x, y = _mlp_and_batch()
+    twin = copy.deepcopy(model)
+    gradients = FlatGradients(model.parameters())
+    for _ in range(2):  # the second pass starts from zero again, not from the first pass's sums
+        gradients.zero()
+        _backward(model, x, y)
+    twin.zero_grad(set_to_none=True)
+    _backward(twin, x, y)
+    for p, q, view in zip(model.parameters(), twin.parameters(), gradients.views):
+        assert p.grad is view and torch.equal(p.grad, q.grad)
+    assert torch.equal(gradients.buffer, torch.cat([q.grad.flatten() for q in twin.parameters()]))
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e4])
+def test_clipping_follows_clip_grad_norm(scale):
+    model, x, y = _mlp_and_batch()
+    twin = copy.deepcopy(model)
+    gradients = FlatGradients(model.parameters())
+    gradients.zero()
+    _backward(model, x, y, scale)
+    _backward(twin, x, y, scale)
+    norm = torch.nn.utils.clip_grad_norm_(twin.parameters(), 0.5)
+    assert torch.allclose(gradients.norm(), norm, rtol=1e-6)
+    gradients.clip(0.5)
+    for p, q in zip(model.parameters(), twin.parameters()):
+        assert torch.allclose(p.grad, q.grad, rtol=1e-5, atol=1e-9)
+    assert float(gradients.norm()) <= 0.5 * (1 + 1e-5)
+
+
+def test_a_norm_under_the_limit_leaves_the_gradients_as_they_were():
+    model, x, y = _mlp_and_batch()
+    gradients = FlatGradients(model.parameters())
+    gradients.zero()
+    _backward(model, x, y)
+    before = gradients.buffer.clone()
+    gradients.clip(1e9)
+    assert torch.equal(gradients.buffer, before)
+
+
+def test_a_gradient_set_to_none_or_replaced_is_clipped_where_it_is_and_put_back_in_the_buffer():
+    model, x, y = _mlp_and_batch()
+    twin = copy.deepcopy(model)
+    gradients = FlatGradients(model.parameters())
+    first, second = list(model.parameters())[:2]
+    gradients.zero()
+    first.grad, second.grad = None, torch.ones_like(second)  # what a user's zero_grad() or hook might do
+    _backward(model, x, y)
+    assert first.grad is not gradients.views[0] and second.grad is not gradients.views[1]
+    twin.zero_grad(set_to_none=True)
+    _backward(twin, x, y)
+    list(twin.parameters())[1].grad += 1.0
+    torch.nn.utils.clip_grad_norm_(twin.parameters(), 1e-3)
+    gradients.clip(1e-3)  # per tensor now, on the gradients where they are
+    for p, q in zip(model.parameters(), twin.parameters()):
+        assert torch.allclose(p.grad, q.grad, rtol=1e-5, atol=1e-12)
+    gradients.zero()
+    assert all(p.grad is v for p, v in zip(model.parameters(), gradients.views)) and not gradients.buffer.any()
+
+
+def test_parameters_that_cannot_share_a_buffer_fall_back_to_per_tensor_gradients():
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 2).double())
+    gradients = FlatGradients(model.parameters())
+    assert gradients.buffer is None
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)
+    gradients.clip(1.0)
+    assert abs(float(gradients.norm()) - 1.0) < 1e-6
+    gradients.zero()
+    assert all(p.grad is None for p in model.parameters())

@@ -162,7 +162,7 @@ def test_the_optimizer_is_the_recipes_adamw_with_the_methods_own_settings(tmp_pa
     trainer = Trainer(config, RunStore(tmp_path), prepare_dataset(config), progress=False)
     [group] = trainer._optimizer().param_groups
     assert group["weight_decay"] == 0.1 and group["betas"] == (0.9, 0.999) and group["eps"] == 1e-8  # L2's 0.1 wins
-    assert group["lr"] == config.lr and group["foreach"] is True
+    assert group["lr"] == config.lr and group["fused"] is True
     [group] = Trainer(smoke("base"), RunStore(tmp_path / "b"), prepare_dataset(config), progress=False) \
         ._optimizer().param_groups
     assert group["weight_decay"] == smoke("base").weight_decay

@@ -63,16 +63,6 @@ def global_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(tensors)))
 
 
-def clip_gradients(parameters: list[torch.Tensor], max_norm: float) -> None:
-    """Scale all gradients by min(1, max_norm / (global norm + 1e-6)): the same ops, in the same order, as
-    `torch.nn.utils.clip_grad_norm_(foreach=True)` (so the same numbers) without its per-call grouping of tensors
-    by device and dtype, which costs more than the arithmetic on a small model (one training loop, one device)."""
-    grads = [p.grad for p in parameters if p.grad is not None]
-    if grads:
-        coefficient = torch.clamp(max_norm / (global_norm(grads) + 1e-6), max=1.0)
-        torch._foreach_mul_(grads, coefficient)
-
-
 @contextlib.contextmanager
 def buffers_preserved(model: nn.Module):
     """Restore every buffer (BatchNorm statistics) on exit, so that forward passes inside leave no trace."""

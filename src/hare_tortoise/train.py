@@ -26,11 +26,12 @@ from .data import streams
 from .data.batches import Inputs, shuffled_batches
 from .distributed import World, resolve_device
 from .evaluation import accuracy, autocast, evaluation_batch
+from .flat import FlatGradients
 from .metrics import activation_calls, plasticity_metrics
 from .nn import models
 from .optim import adamw
 from .runs import ReadOnlyRunStore, RunStore, TrainingDiverged, counter_fields, execute
-from .tensors import clip_gradients, evaluating, snapshot
+from .tensors import evaluating, snapshot
 from .tracing import trace
 
 
@@ -92,7 +93,7 @@ class Trainer:
         if self.device.type == "cuda" and self.data.is_image:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.initial = snapshot(self.model)
-        self.parameters = list(self.model.parameters())
+        self.gradients = FlatGradients(self.model.parameters())  # zeroed, clipped and normed as one buffer
         # before the method's hooks (ReDo's see every forward)
         self.eval_batch = evaluation_batch(self.model, self.eval_inputs(self.data.x_test[:1]), config.batch_size)
         self.method.attach(self.model)
@@ -224,7 +225,7 @@ class Trainer:
                 group["lr"] = lr
 
             def closure():
-                optimizer.zero_grad(set_to_none=True)
+                self.gradients.zero()
                 with autocast(self.device, config.bf16):
                     logits = self.forward(x)
                     loss = F.cross_entropy(logits, y)
@@ -236,7 +237,7 @@ class Trainer:
             loss, logits = closure()
             method.after_backward(lambda: closure()[0])
             if config.grad_clip is not None:
-                clip_gradients(self.parameters, config.grad_clip)
+                self.gradients.clip(config.grad_clip)
             optimizer.step()
             self.world.share_buffers(self.model)
             method.after_step(optimizer, batch)

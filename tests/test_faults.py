@@ -377,3 +377,51 @@ def test_a_run_directory_of_the_other_kind_is_refused_and_left_as_it_is(tmp_path
     assert main(["run", "smoke", "--out", str(out), "--no-progress"]) == 2
     assert "holds a run with a different config (differs in: " in capsys.readouterr().err
     assert snapshot(out) == before
+
+
+def test_out_in_a_folder_that_cannot_be_written_is_refused_and_the_folder_left_as_it_is(tmp_path, capsys, monkeypatch):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    (locked / "notes.txt").write_text("kept\n")
+    before = snapshot(tmp_path)
+    real_mkdir = pathlib.Path.mkdir
+
+    def mkdir(self, *args, **kwargs):  # what a folder without write permission answers (the tests may run as root)
+        if locked in (self, *self.parents):
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "mkdir", mkdir)
+    assert main(["run", "smoke", "--out", str(locked / "run"), "--no-progress"]) == 2
+    error = capsys.readouterr().err
+    assert f"cannot write the run directory {locked / 'run'} (Permission denied)" in error and "Traceback" not in error
+    assert snapshot(tmp_path) == before
+
+
+def _cut(raw: bytes) -> bytes:
+    return raw[: len(raw) // 2]
+
+
+@pytest.mark.parametrize("extracted", [True, False])
+@pytest.mark.parametrize("damage", [_cut, lambda raw: b"not a pickle at all"])
+def test_a_damaged_member_of_a_cifar_archive_is_named_before_a_run_directory_is_written(
+        extracted, damage, tmp_path, capsys):
+    import numpy as np
+
+    from hare_tortoise.data import cifar_writer
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (60, 3, 32, 32), dtype=np.uint8)
+    labels = rng.integers(0, 10, 60)
+    files = cifar_writer.members("cifar10", images[:50], labels[:50], images[50:], labels[50:])
+    files["data_batch_3"] = damage(files["data_batch_3"])
+    data = tmp_path / "data"
+    data.mkdir()
+    cifar_writer.write_archive(data, "cifar10", files, extracted=extracted)
+    before = snapshot(data)
+    argv = ["run", "smoke", "dataset=cifar10", "model=cnn", f"data_dir={data}", "--out", str(tmp_path / "run"),
+            "--no-progress"]
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert "data_batch_3 is not a valid CIFAR batch" in error and "Traceback" not in error, error
+    assert snapshot(data) == before and not (tmp_path / "run").exists()

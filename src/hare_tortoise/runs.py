@@ -91,8 +91,12 @@ class RunStore:
         """Create the directory and write `config`, unless it holds this run already."""
         self.check(config)
         if not self.config_path.exists():
-            self.dir.mkdir(parents=True, exist_ok=True)
-            atomic_write(self.config_path, lambda f: f.write(config.to_json().encode()))
+            try:
+                self.dir.mkdir(parents=True, exist_ok=True)
+                atomic_write(self.config_path, lambda f: f.write(config.to_json().encode()))
+            except OSError as error:  # no permission, a read-only or full disk: the user's to fix, not a bug
+                raise InvalidInput(f"cannot write the run directory {self.dir} ({error.strerror or error}): choose "
+                                   "an --out in a folder you can write to") from None
 
     def config(self, kind=Config):
         """The stored config, as an instance of `kind` (Config, or RLConfig for RL runs)."""

@@ -88,6 +88,33 @@ def test_permuted_inputs_and_shuffled_labels():
         mapping = {int(a): int(b) for a, b in zip(y, phase.labels)}
         assert sorted(mapping.values()) == list(range(10))  # a permutation of the classes
     assert not torch.equal(shuffled[1].labels, shuffled[2].labels)
+    # each task is tested on the true test labels mapped through its own permutation of the classes
+    assert all(torch.equal(phase.test.label_map[y], phase.labels) for phase in shuffled)
+
+
+def test_random_labels_relabel_the_same_samples_each_task_and_test_on_them():
+    y = labels()
+    tasks = streams.build("random_labels", y, 10, 40, epochs=2, seed=0, tasks=4, task_size=300)
+    assert all(torch.equal(t.indices, tasks[0].indices) and len(t.indices.unique()) == 300 for t in tasks)
+    for t in tasks:
+        assert torch.equal(t.test.train_indices, t.indices) and torch.equal(t.test.train_labels, t.labels)
+        assert 0.05 < (t.labels == y[t.indices]).float().mean() < 0.17  # drawn afresh: about 1 in 10 agree by chance
+    assert (tasks[1].labels == tasks[2].labels).float().mean() < 0.17
+    with pytest.raises(ValueError, match="task_size=2000 is more than the 1000 training samples"):
+        streams.build("random_labels", y, 10, 40, epochs=2, seed=0, task_size=2000)
+
+
+def test_class_incremental_adds_classes_and_tests_on_all_seen_so_far():
+    y = labels()
+    tasks = streams.build("class_incremental", y, 10, 40, epochs=2, seed=0, first_classes=4, classes_per_task=3)
+    seen = [t.test.classes.tolist() for t in tasks]
+    assert [len(s) for s in seen] == [4, 7, 10]
+    assert all(set(a) < set(b) for a, b in zip(seen, seen[1:]))
+    for t, classes in zip(tasks, seen):  # every training sample of the seen classes, with its true label
+        assert torch.equal(t.indices, torch.isin(y, torch.tensor(classes)).nonzero().flatten())
+        assert torch.equal(t.labels, y[t.indices])
+    with pytest.raises(ValueError, match="first_classes must be in"):
+        streams.build("class_incremental", y, 10, 40, epochs=2, seed=0, first_classes=11)
 
 
 def test_bad_protocol_settings():

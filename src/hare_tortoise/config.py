@@ -64,7 +64,7 @@ class Config(JsonConfig):
     test_size: int | None = None        # mnist1d: test samples generated; others: the full test set
     augment: bool = False               # random crop (4-pixel padding) and horizontal flip, images only
     # protocol
-    protocol: str = "warm_start"        # cold, warm_start, ash_adams, continual, permuted_inputs, shuffled_labels
+    protocol: str = "warm_start"        # `hare-tortoise list protocols`
     epochs: int = 100                   # B: the cold-start budget; phases derive theirs from it (docs/METHODS.md)
     warm_fraction: float = 0.1          # warm_start / ash_adams: share of the training set in phase 1
     warm_noise: float = 0.5             # warm_start: share of phase-1 labels replaced by a different class
@@ -73,7 +73,10 @@ class Config(JsonConfig):
     noise_schedule: tuple[float, ...] = streams.PAPER_NOISE_SCHEDULE  # continual: label noise of each chunk
     memory: str = "accumulate"          # continual: 'accumulate' earlier chunks, or 'replay' a buffer of them
     replay_size: int = 5000             # continual with replay: earlier samples kept, drawn uniformly
-    tasks: int = 10                     # permuted_inputs / shuffled_labels: number of tasks
+    tasks: int = 10                     # permuted_inputs / shuffled_labels / random_labels: number of tasks
+    task_size: int = 1000               # random_labels: the training samples every task relabels
+    first_classes: int = 2              # class_incremental: classes of the first task
+    classes_per_task: int = 2           # class_incremental: classes each later task adds
     # model
     model: str = "resnet18"             # one of `hare-tortoise list models`
     width: int | None = None            # the model's width (None: its default)
@@ -94,6 +97,8 @@ class Config(JsonConfig):
     checkpoint_every_seconds: float = 30.0  # a checkpoint after the first epoch that ends this long after the last
     #                                     one, and at every phase end (0: after every epoch); results do not depend on it
     probe_size: int = 512               # training samples on which plasticity metrics are measured at phase ends
+    matrix_test_size: int | None = 500  # task sequences: test samples per task in the accuracy matrix (None: all)
+    matrix_tasks: int | None = 10       # task sequences: earlier tasks tested after each one, spread evenly (None: all)
     # execution
     seed: int = 0
     device: str = "auto"                # auto (cuda if available), cpu, cuda, cuda:N
@@ -109,8 +114,9 @@ class Config(JsonConfig):
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"{key}={getattr(self, key)!r} is not one of: {', '.join(map(str, allowed))}")
-        positive = ["epochs", "chunks", "tasks", "batch_size", "eval_every", "probe_size", "lr", "replay_size"]
-        for key in positive + ["train_size", "test_size", "width"]:
+        positive = ["epochs", "chunks", "tasks", "batch_size", "eval_every", "probe_size", "lr", "replay_size",
+                    "task_size", "first_classes", "classes_per_task"]
+        for key in positive + ["train_size", "test_size", "width", "matrix_test_size", "matrix_tasks"]:
             value = getattr(self, key)
             if value is not None and not value > 0:
                 raise ConfigError(f"{key} must be > 0, got {value!r}")

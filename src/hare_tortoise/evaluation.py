@@ -1,5 +1,6 @@
 """Evaluation of a trained network: top-1 accuracy in eval mode, in batches sized so that evaluation on the CPU does
-not page-fault its activations afresh every batch, with bf16 autocast on CUDA."""
+not page-fault its activations afresh every batch, with bf16 autocast on CUDA; and what each task of a sequence is
+tested on, for the task-accuracy matrix."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import contextlib
 
 import torch
 
+from .data import Dataset
 from .data.batches import Inputs
+from .data.streams import Phase
 from .tensors import evaluating
 
 
@@ -60,3 +63,34 @@ def autocast(device: torch.device, bf16: bool):
     if bf16 and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def task_test(phase: Phase, data: Dataset, size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The inputs (before the phase's permutation) and labels that `phase`'s task is tested on (`Phase.test`):
+    the test set, or its samples of the classes seen, with the task's labels, or the task's own training samples.
+    `size`: a fixed subsample of that many (the same for every call), for the accuracy matrix."""
+    test = phase.test
+    if test.train_indices is not None:
+        x, y = data.x_train.index_select(0, test.train_indices.to(data.x_train.device)), test.train_labels
+    else:
+        x, y = data.x_test, data.y_test
+        if test.classes is not None:
+            keep = torch.isin(y, test.classes.to(y.device))
+            x, y = x[keep], y[keep]
+        if test.label_map is not None:
+            y = test.label_map.to(y.device)[y]
+    y = y.to(x.device)
+    if size is not None and size < len(y):
+        rows = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))[:size].to(x.device)
+        x, y = x[rows], y[rows]
+    return x, y
+
+
+def matrix_columns(task: int, tasks: int, earlier: int | None) -> list[int]:
+    """The tasks tested after training `task` (of `tasks`) for the accuracy matrix R[task][j]: the task itself,
+    the next one (forward transfer), and `earlier` of the ones before it spread evenly from the first (every one
+    before it with None), so that the matrix costs O(tasks * earlier) evaluations rather than O(tasks^2)."""
+    before = list(range(task))
+    if earlier is not None and len(before) > earlier:
+        before = sorted({round(k * (task - 1) / max(earlier - 1, 1)) for k in range(earlier)}) if earlier > 1 else [0]
+    return before + [task] + ([task + 1] if task + 1 < tasks else [])

@@ -11,6 +11,7 @@ the device and read once per epoch.
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import time
@@ -25,7 +26,7 @@ from .core import HareTortoise
 from .data import streams
 from .data.batches import Inputs, shuffled_batches
 from .distributed import World, resolve_device
-from .evaluation import accuracy, autocast, evaluation_batch
+from .evaluation import accuracy, autocast, evaluation_batch, matrix_columns, task_test
 from .flat import FlatGradients
 from .metrics import activation_calls, plasticity_metrics
 from .nn import models
@@ -257,8 +258,10 @@ class Trainer:
                "train_loss": train_loss, "train_acc": self.world.sum(correct).item() / len(indices)}
         last = epoch == phase.epochs - 1
         if last or (epoch + 1) % config.eval_every == 0:
-            row.update(self._evaluate())
+            row.update(self._evaluate(phase))
         if last:
+            if config.protocol in streams.SEQUENCES:  # the networks test_acc saw, before the method's phase end
+                row.update(self._matrix_row(index))
             method.on_phase_end(index, optimizer)
             row["phase_end"] = True
             probe = indices[: config.probe_size]
@@ -268,17 +271,37 @@ class Trainer:
         row.update(counter_fields(method))
         return row
 
-    def _evaluate(self) -> dict:
-        def test_accuracy(model):
-            return accuracy(model, self.data.x_test, self.data.y_test, self.eval_inputs, self.eval_batch,
-                            bf16=self.config.bf16)
+    def _accuracy(self, model, phase: streams.Phase, size: int | None = None) -> float:
+        x, y = task_test(phase, self.data, size)
+        inputs = functools.partial(self.eval_inputs, permutation=phase.input_permutation)
+        return accuracy(model, x, y, inputs, self.eval_batch, bf16=self.config.bf16)
 
-        hare = test_accuracy(self.model)
+    def _evaluate(self, phase: streams.Phase) -> dict:
+        """Test accuracy on the phase's own test (`Phase.test`) of the trained network, the one the method reports,
+        and the evaluation-only EMA shadow."""
+        hare = self._accuracy(self.model, phase)
         reported = self.method.eval_model()
-        result = {"test_acc_hare": hare, "test_acc": hare if reported is self.model else test_accuracy(reported)}
+        result = {"test_acc_hare": hare,
+                  "test_acc": hare if reported is self.model else self._accuracy(reported, phase)}
         if self.shadow:
-            result["test_acc_shadow"] = test_accuracy(self.shadow.tortoise)
+            result["test_acc_shadow"] = self._accuracy(self.shadow.tortoise, phase)
         return result
+
+    def _matrix_row(self, index: int) -> dict:
+        """Row `index` of the task-accuracy matrix R[i][j] (Lopez-Paz & Ranzato 2017): after task i, the accuracy on
+        the tasks `evaluation.matrix_columns` picks, on `matrix_test_size` samples of each, for the reported network
+        and, where it is another one, the trained one; None where a task was not tested."""
+        config, tasks = self.config, len(self.phases)
+        columns = matrix_columns(index, tasks, config.matrix_tasks)
+        networks = {"task_acc": self.method.eval_model()}
+        if networks["task_acc"] is not self.model:
+            networks["task_acc_hare"] = self.model
+        row = {}
+        for key, model in networks.items():
+            row[key] = [None] * tasks
+            for j in columns:
+                row[key][j] = self._accuracy(model, self.phases[j], config.matrix_test_size)
+        return row
 
 
 def train(config: Config, out, dataset: data.Dataset | None = None, progress: bool = True) -> dict:

@@ -17,14 +17,27 @@ PAPER_NOISE_SCHEDULE = (0.5, 0.4, 0.4, 0.3, 0.3, 0.2, 0.2, 0.1, 0.1, 0.0)
 
 
 @dataclasses.dataclass
+class TaskTest:
+    """What a task is tested on: the test set (all of it, or only the samples of `classes`, with the true labels
+    mapped through `label_map`), or, for tasks of random labels, where there is nothing to generalise, the task's
+    own training samples `train_indices` with its labels `train_labels`. The phase's input permutation applies."""
+
+    classes: torch.Tensor | None = None         # class_incremental: the classes seen so far
+    label_map: torch.Tensor | None = None       # shuffled_labels: true class -> the task's class
+    train_indices: torch.Tensor | None = None   # random_labels: test on these training samples...
+    train_labels: torch.Tensor | None = None    # ...with these labels
+
+
+@dataclasses.dataclass
 class Phase:
-    """One phase (task): which training samples, with which labels, for how many epochs."""
+    """One phase (task): which training samples, with which labels, for how many epochs, and what it is tested on."""
 
     name: str
     indices: torch.Tensor                       # int64 indices into the training set
     labels: torch.Tensor                        # int64 labels for those samples (noisy where the protocol says)
     epochs: int
     input_permutation: torch.Tensor | None = None  # permuted_inputs: a fixed permutation of the input features
+    test: TaskTest = dataclasses.field(default_factory=TaskTest)
 
 
 def corrupt(labels: torch.Tensor, noise: float, num_classes: int, generator: torch.Generator) -> torch.Tensor:
@@ -91,8 +104,9 @@ def continual(y, num_classes, num_features, epochs, generator, chunks: int = 10,
 
 
 def permuted_inputs(y, num_classes, num_features, epochs, generator, tasks: int = 10) -> list[Phase]:
-    """Permuted inputs (Goodfellow et al. 2013; Dohare et al. 2021): every task applies its own fixed random
-    permutation to the input features (pixels), on the full training set; the first task is unpermuted."""
+    """Permuted inputs (Goodfellow et al. 2013; Dohare et al., Nature 2024): every task applies its own fixed random
+    permutation to the input features (pixels), on the full training set and its test set; the first task is
+    unpermuted."""
     phases = []
     for k in range(tasks):
         permutation = torch.arange(num_features) if k == 0 else torch.randperm(num_features, generator=generator)
@@ -102,15 +116,54 @@ def permuted_inputs(y, num_classes, num_features, epochs, generator, tasks: int 
 
 def shuffled_labels(y, num_classes, num_features, epochs, generator, tasks: int = 10) -> list[Phase]:
     """Shuffled labels (Lyle et al. 2023): every task maps the classes through its own fixed random permutation
-    of the labels, on the full training set; the first task keeps the true labels."""
+    of the labels, on the full training set, and tests on the test set mapped the same way; the first task keeps
+    the true labels."""
     phases = []
     for k in range(tasks):
         mapping = torch.arange(num_classes) if k == 0 else torch.randperm(num_classes, generator=generator)
-        phases.append(Phase(f"task{k}", torch.arange(len(y)), mapping[y], epochs))
+        phases.append(Phase(f"task{k}", torch.arange(len(y)), mapping[y], epochs, test=TaskTest(label_map=mapping)))
     return phases
 
 
-PROTOCOLS = {f.__name__: f for f in (cold, warm_start, ash_adams, continual, permuted_inputs, shuffled_labels)}
+def random_labels(y, num_classes, num_features, epochs, generator, tasks: int = 10,
+                  task_size: int = 1000) -> list[Phase]:
+    """Random labels (Lyle et al. 2023, arXiv:2303.01486; Kumar et al. 2023, arXiv:2308.11958): the same
+    `task_size` training samples in every task, their labels drawn afresh and uniformly for each. There is nothing
+    to generalise, so a task is tested on its own samples and labels: the sequence measures trainability."""
+    if task_size > len(y):
+        raise InvalidInput(f"task_size={task_size} is more than the {len(y)} training samples; lower task_size")
+    rows = torch.randperm(len(y), generator=generator)[:task_size]
+    phases = []
+    for k in range(tasks):
+        labels = torch.randint(0, num_classes, (task_size,), generator=generator)
+        phases.append(Phase(f"task{k}", rows, labels, epochs, test=TaskTest(train_indices=rows, train_labels=labels)))
+    return phases
+
+
+def class_incremental(y, num_classes, num_features, epochs, generator, first_classes: int = 2,
+                      classes_per_task: int = 2) -> list[Phase]:
+    """Class-incremental (Dohare et al., Nature 2024, incremental CIFAR-100: 5 classes, then 5 more per task):
+    the classes in a random order; task k trains on every training sample of the first
+    first_classes + k * classes_per_task of them and tests on the test samples of those classes, until all are in."""
+    if not 0 < first_classes <= num_classes or classes_per_task < 1:
+        raise InvalidInput(f"first_classes must be in [1, {num_classes}] and classes_per_task >= 1, got "
+                           f"{first_classes} and {classes_per_task}")
+    order = torch.randperm(num_classes, generator=generator)
+    counts = range(first_classes, num_classes + classes_per_task, classes_per_task)
+    phases = []
+    for k, count in enumerate(counts):
+        seen = order[: min(count, num_classes)].sort().values
+        indices = torch.isin(y, seen).nonzero().flatten()
+        phases.append(Phase(f"task{k}", indices, y[indices], epochs, test=TaskTest(classes=seen)))
+    return phases
+
+
+# the protocols whose tasks each have their own test: their runs record the task-accuracy matrix
+SEQUENCES = ("permuted_inputs", "shuffled_labels", "random_labels", "class_incremental")
+
+
+PROTOCOLS = {f.__name__: f for f in (cold, warm_start, ash_adams, continual, permuted_inputs, shuffled_labels,
+                                     random_labels, class_incremental)}
 
 
 def options(protocol: str) -> set[str]:

@@ -1,6 +1,6 @@
 """Reports over run directories or a sweep: tables of final results with intervals over seeds and paired
 differences against `base` (Markdown and CSV), the methods' counters, and plots. One module per job: `runs`
-(loading and grouping), `tables`, `supervised`, `rl`, `plots`."""
+(loading and grouping), `tables`, `supervised`, `sequences` (task sequences), `rl`, `plots`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from .plots import supervised_plots
 from .rl import plots as rl_plots
 from .rl import tables as rl_tables
 from .runs import Cell, Run, load_runs, mark_variants
+from .sequences import sequence_cells, sequence_plots
 from .supervised import averaging_and_resets, largest_fall, supervised_cells
 from .tables import markdown, write_csv
 
@@ -43,12 +44,21 @@ def report(directories: list[str | pathlib.Path], out: str | pathlib.Path) -> tu
             sections += [markdown(decomposition, "Averaging or resets: H&T's Tortoise against warm-started base, "
                                   "EMA alone, cold start and the EMA shadow of cold start; differences in points, "
                                   "paired by seed. Share from averaging: (EMA − warm) / (H&T − warm)."), ""]
+        sequences = sequence_cells(runs)
+        cells += sequences
+        if sequences:
+            sections += [markdown(sequences, "Task sequences, in points: average accuracy (mean of the last row of "
+                                  "the task-accuracy matrix R[i][j]), backward transfer (Lopez-Paz & Ranzato 2017; "
+                                  "negative: forgetting), forgetting (Chaudhry et al. 2018), each task's own test "
+                                  "accuracy at its end over the last tenth of the tasks, and that over a fresh "
+                                  "network's on the same tasks (the setting's full_reset runs): the plasticity "
+                                  "ratio. Entries of R not tested are skipped."), ""]
     if any(r.is_rl for r in runs):
         text, rl_cells = rl_tables(runs)
         cells += rl_cells
         sections += [text, ""]
     write_csv(cells, out / "report.csv")
-    figures = supervised_plots(runs, out) + rl_plots(runs, out)
+    figures = supervised_plots(runs, out) + sequence_plots(runs, out) + rl_plots(runs, out)
     text = "\n".join(sections).strip()
     body = ["# Report", "", text, ""] + [f"![{p.stem}]({p.name})" for p in figures]
     (out / "report.md").write_text("\n".join(body) + "\n")

@@ -1,12 +1,16 @@
 """What every benchmark shares: interleaved timing (so that a noisy machine slows both sides of a ratio alike), the
-steady epoch of a run timed epoch by epoch, page-fault counts, and the record of one figure."""
+steady epoch of a run timed epoch by epoch, the time spent inside chosen functions of a run, page-fault counts, and
+the record of one figure."""
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import resource
 import statistics
 import time
 from typing import Callable
+from unittest import mock
 
 
 def interleaved(functions: dict[str, Callable[[], object]], rounds: int = 7, inner: int = 1) -> dict[str, float]:
@@ -21,6 +25,28 @@ def interleaved(functions: dict[str, Callable[[], object]], rounds: int = 7, inn
                 function()
             times[name].append((time.perf_counter() - began) / inner)
     return {name: statistics.median(values) for name, values in times.items()}
+
+
+@contextlib.contextmanager
+def time_inside(targets: list[tuple[object, str, str]]):
+    """Within the block, each `(owner, attribute, label)` function is replaced by a wrapper that adds its seconds
+    and calls to the yielded (spent, calls) counters under `label`; the originals come back on exit."""
+    spent, calls = collections.Counter(), collections.Counter()
+
+    def timed(original, label: str):
+        def wrapper(*args, **kwargs):
+            began = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                spent[label] += time.perf_counter() - began
+                calls[label] += 1
+        return wrapper
+
+    with contextlib.ExitStack() as stack:
+        for owner, name, label in targets:
+            stack.enter_context(mock.patch.object(owner, name, timed(getattr(owner, name), label)))
+        yield spent, calls
 
 
 def steady(epoch_seconds: list[float]) -> float:

@@ -15,7 +15,7 @@ import time
 import torch
 
 HERE = pathlib.Path(__file__).resolve().parent
-SUITES = ["tortoise", "engine", "evaluation_batch", "data_path", "protocol", "rl", "memory"]
+SUITES = ["tortoise", "engine", "evaluation_batch", "sequence_eval", "data_path", "protocol", "rl", "memory"]
 
 
 def markdown(figures: list[dict]) -> str:

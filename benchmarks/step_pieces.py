@@ -6,10 +6,7 @@ run's own batches."""
 
 from __future__ import annotations
 
-import collections
-import contextlib
 import tempfile
-import time
 import timeit
 from unittest import mock
 
@@ -75,19 +72,9 @@ def bare_loops(config, dataset, steps: int = 200) -> dict[str, float]:
 def per_run(config, dataset) -> tuple[dict[str, tuple[float, int]], list[float]]:
     """Milliseconds and calls of the Trainer's once-per-epoch and once-per-run work over one whole run, and the
     global gradient norm before clipping at every step."""
-    spent, calls, norms = collections.Counter(), collections.Counter(), []
+    from common import time_inside
 
-    def timed(original, label: str):
-        def wrapper(*args, **kwargs):
-            began = time.perf_counter()
-            try:
-                return original(*args, **kwargs)
-            finally:
-                spent[label] += time.perf_counter() - began
-                calls[label] += 1
-        return wrapper
-
-    original_clip = FlatGradients.clip
+    norms, original_clip = [], FlatGradients.clip
 
     def clip(gradients, max_norm):
         norms.append(float(gradients.norm()))
@@ -96,10 +83,8 @@ def per_run(config, dataset) -> tuple[dict[str, tuple[float, int]], list[float]]
     patches = [(training, "plasticity_metrics", "plasticity metrics"), (training, "shuffled_batches", "epoch shuffles"),
                (training.Trainer, "_evaluate", "evaluation"), (training.Trainer, "_checkpoint", "checkpoints"),
                (RunStore, "append", "metric rows")]
-    with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory() as out:
-        stack.enter_context(mock.patch.object(FlatGradients, "clip", clip))
-        for owner, name, label in patches:
-            stack.enter_context(mock.patch.object(owner, name, timed(getattr(owner, name), label)))
+    with (mock.patch.object(FlatGradients, "clip", clip), time_inside(patches) as (spent, calls),
+          tempfile.TemporaryDirectory() as out):
         training.Trainer(config, RunStore(out), dataset, progress=False).run()
     return {label: (spent[label] * 1e3, calls[label]) for label in spent}, norms
 

@@ -141,3 +141,17 @@ def test_the_compile_benchmark_times_both_copies_and_refuses_a_warm_start_preset
     refused = subprocess.run([sys.executable, str(script), "--preset", "mnist1d-warm"], capture_output=True,
                              text=True, timeout=60, cwd=RUNNER.parent)
     assert refused.returncode == 2 and "pick a cold-start one" in refused.stderr
+
+
+@pytest.mark.usefixtures("benchmarks_importable")
+def test_the_sequence_evaluation_benchmark_times_every_own_task_test_and_matrix_row():
+    import sequence_eval
+    from hare_tortoise import train as training
+    from hare_tortoise.presets import resolve
+
+    config = resolve("smoke", "hare_tortoise", 1, None, ["protocol=permuted_inputs", "tasks=3", "epochs=2"])
+    evaluate, matrix_row = training.Trainer._evaluate, training.Trainer._matrix_row
+    share, calls, total = sequence_eval.evaluation_share(config)
+    assert training.Trainer._evaluate is evaluate and training.Trainer._matrix_row is matrix_row  # put back
+    assert calls == {"_evaluate": 3 * 2, "_matrix_row": 3}  # smoke evaluates every epoch; a row per task
+    assert 0 < share and total > 0

@@ -85,3 +85,22 @@ def test_paper_scale_presets_are_the_paper_datasets_and_models_at_the_papers_bat
         config = Config(**presets.get(name).config)
         assert models[config.dataset] == config.model and (config.batch_size, config.epochs) == (256, 100)
     assert not any(presets.get(n).description.startswith("paper scale") for n in set(presets.available()) - set(names))
+
+
+@pytest.mark.parametrize("name, steps_per_epoch", [("mnist1d-permuted-long", 63), ("mnist1d-random-labels-long", 63),
+                                                    ("fashion-permuted-long", 40)])
+def test_long_sequences_have_200_tasks_and_reset_by_steps_at_the_papers_ratio(name, steps_per_epoch):
+    preset = presets.get(name)
+    config = Config(**preset.config)
+    assert config.tasks >= 200 and config.protocol in ("permuted_inputs", "random_labels")
+    settings = preset.method_defaults["hare_tortoise"]
+    assert settings["reset_every_epochs"] is None  # tasks of one epoch: an epoch-counted reset would never act
+    assert settings["momentum"] == pytest.approx(presets.ema_momentum_for(settings["reset_every_steps"]), abs=0.0015)
+    # the MNIST-1D reset interval is the warm start's 5 epochs of its 63 steps; Fashion-MNIST's 2 epochs of 40
+    assert settings["reset_every_steps"] == steps_per_epoch * (5 if steps_per_epoch == 63 else 2)
+
+
+def test_the_workload_of_a_class_incremental_preset_counts_its_growing_tasks():
+    # CIFAR-100: task k trains on 5 (k + 1) classes of 500 images for 200 epochs, k = 0..19
+    assert presets.training_images(presets.get("cifar100-class-incremental")) == sum(
+        5 * (k + 1) * 500 * 200 for k in range(20))

@@ -435,3 +435,114 @@ def test_reset_reinitialises_the_head_with_fresh_weights_every_n_steps(mlp):
     assert all(p not in optimizer.state for p in mlp.head.parameters())
     with pytest.raises(ValueError, match="every_steps must be an integer >= 1"):
         methods.create("reset", every_steps=0)
+
+
+# --- continual backprop -----------------------------------------------------------------------------------------
+
+def cbp_on(model, x, **settings):
+    method = methods.create("cbp", **settings)
+    method.attach(model)
+    method.check_model(x)
+    return method
+
+
+def sgd_step(model, optimizer, method, x, y):
+    optimizer.zero_grad()
+    F.cross_entropy(model(x), y).backward()
+    optimizer.step()
+    method.after_step(optimizer, x)
+
+
+def test_cbp_utility_is_the_running_contribution_in_closed_form():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3))
+    x, y = torch.randn(16, 4), torch.randint(0, 3, (16,))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    method = cbp_on(model, x, maturity_threshold=10**6, decay_rate=0.9)  # never mature: statistics only
+    expected_utility, expected_mean = torch.zeros(6), torch.zeros(6)
+    for _ in range(4):
+        h = torch.relu(model[0](x)).detach()  # the step's activations, at the weights it starts from
+        sgd_step(model, optimizer, method, x, y)
+        contribution = h.abs().mean(0) * model[2].weight.detach().abs().mean(0)  # outgoing weights after the step
+        expected_utility = 0.9 * expected_utility + 0.1 * contribution
+        expected_mean = 0.9 * expected_mean + 0.1 * h.mean(0)
+    [layer] = method.layers
+    torch.testing.assert_close(layer.utility, expected_utility)
+    torch.testing.assert_close(layer.mean_activation, expected_mean)
+    assert layer.ages.tolist() == [4.0] * 6 and method.counts == {"recycled_units": 0}
+
+
+def test_cbp_replaces_the_lowest_utility_mature_unit_with_fresh_weights_and_keeps_the_output():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 3))
+    x, y = torch.randn(32, 4), torch.randint(0, 3, (32,))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.01)
+    # 2 steps of statistics, then at step 3 the 6 eligible units owe 6 x 0.17 = 1.02: one replacement
+    method = cbp_on(model, x, maturity_threshold=2, replacement_rate=0.17, decay_rate=0.5)
+    for _ in range(2):
+        sgd_step(model, optimizer, method, x, y)
+    [layer] = method.layers
+    optimizer.zero_grad()
+    F.cross_entropy(model(x), y).backward()
+    optimizer.step()
+    for state in optimizer.state.values():  # non-zero moments, so that zeroing shows
+        state["exp_avg"].fill_(1.0)
+        state["exp_avg_sq"].fill_(2.0)
+    with torch.no_grad():  # the outgoing weights of unit 3 are tiny: the lowest contribution
+        model[3].weight[:, 3] = 1e-4
+        model[1].weight[2], model[1].running_mean[2] = 3.0, 0.7
+    h = torch.relu(model[1](model[0](x))).detach()
+    before = copy.deepcopy(model.state_dict())
+    corrected_mean = (0.5 * layer.mean_activation + 0.5 * h.mean(0)) / (1 - 0.5 ** 3)
+    method.after_step(optimizer, x)
+    assert method.counts == {"recycled_units": 1}
+    chosen, kept = 3, [0, 1, 2, 4, 5]
+    state = model.state_dict()
+    assert not torch.equal(state["0.weight"][chosen], before["0.weight"][chosen])
+    assert torch.equal(state["0.weight"][kept], before["0.weight"][kept])
+    assert (state["3.weight"][:, chosen] == 0).all()
+    assert torch.equal(state["3.weight"][:, kept], before["3.weight"][:, kept])
+    # its mean contribution moved into the next layer's bias
+    moved = before["3.weight"][:, chosen] * corrected_mean[chosen]
+    torch.testing.assert_close(state["3.bias"], before["3.bias"] + moved)
+    assert state["1.weight"][chosen] == 1.0 and state["1.running_mean"][chosen] == 0.0 and state["1.weight"][2] == 3.0
+    for param, index in ((model[0].weight, chosen), (model[3].weight, (slice(None), chosen))):
+        assert (optimizer.state[param]["exp_avg"][index] == 0).all()
+    assert (optimizer.state[model[0].weight]["exp_avg"][kept] == 1).all()
+    assert layer.ages[chosen] == 0 and (layer.ages[kept] == 3).all() and layer.utility[chosen] == 0
+
+
+def test_cbp_on_a_convolution_maps_channels_through_norm_and_flatten(cnn):
+    x, y = torch.randn(8, 1, 6, 6), torch.randint(0, 3, (8,))
+    optimizer = torch.optim.SGD(cnn.parameters(), lr=0.01)
+    method = cbp_on(cnn, x, maturity_threshold=0, replacement_rate=0.5)  # 4 channels: 2 replaced per step
+    sgd_step(cnn, optimizer, method, x, y)
+    assert method.counts == {"recycled_units": 2}
+    zeroed = (cnn.head.weight.reshape(3, 4, 36) == 0).all(2).all(0)
+    assert int(zeroed.sum()) == 2  # each replaced channel's block of 36 flattened features
+
+
+def test_cbp_resumes_exactly_from_its_state(mlp):
+    x, y = batch(32)
+    twin = copy.deepcopy(mlp)
+    settings = {"maturity_threshold": 1, "replacement_rate": 0.2}
+    runs = [(model, cbp_on(model, x, **settings), torch.optim.AdamW(model.parameters(), lr=0.01))
+            for model in (mlp, twin)]
+    for step in range(3):
+        for model, method, optimizer in runs:
+            torch.manual_seed(step)  # the fresh weights draw from the global stream: the same draws for both
+            sgd_step(model, optimizer, method, x, y)
+    # the twin's method is rebuilt from its state, loaded before its layers are found, as a resumed run does
+    for handle in runs[1][1]._handles:
+        handle.remove()
+    resumed = methods.create("cbp", **settings)
+    resumed.attach(twin)
+    resumed.load_state_dict(runs[1][1].state_dict())
+    resumed.check_model(x)
+    runs[1] = (twin, resumed, runs[1][2])
+    for step in range(3, 6):
+        for model, method, optimizer in runs:
+            torch.manual_seed(step)
+            sgd_step(model, optimizer, method, x, y)
+    assert states_equal(mlp.state_dict(), twin.state_dict()) and runs[0][1].counts == resumed.counts
+    assert resumed.counts["recycled_units"] > 0

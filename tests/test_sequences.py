@@ -67,7 +67,7 @@ def test_matrix_columns_are_the_task_the_next_and_earlier_ones_spread_evenly(tas
 
 
 def test_a_permuted_run_tests_each_task_on_its_permutation_and_records_the_matrix(tmp_path, dataset):
-    config = smoke(protocol="permuted_inputs", tasks=3, epochs=2, matrix_tasks=1, matrix_test_size=None)
+    config = smoke(protocol="permuted_inputs", tasks=3, epochs=2, matrix_tasks=1, task_test_size=None)
     train(config, tmp_path, dataset, progress=False)
     ends = [r for r in RunStore(tmp_path).rows() if r.get("phase_end")]
     tested = [[j for j, value in enumerate(r["task_acc"]) if value is not None] for r in ends]
@@ -86,12 +86,14 @@ def test_a_permuted_run_tests_each_task_on_its_permutation_and_records_the_matri
 
 def test_a_hare_tortoise_run_records_the_matrix_of_both_networks(tmp_path, dataset):
     config = smoke("hare_tortoise", protocol="class_incremental", first_classes=6, classes_per_task=4, epochs=2,
-                   method_settings={"momentum": 0.9, "reset_every_epochs": 3})
+                   task_test_size=30, method_settings={"momentum": 0.9, "reset_every_epochs": 3})
     train(config, tmp_path, dataset, progress=False)
     ends = [r for r in RunStore(tmp_path).rows() if r.get("phase_end")]
     assert len(ends) == 2
     for i, r in enumerate(ends):
         assert r["task_acc"][i] == r["test_acc"] and r["task_acc_hare"][i] == r["test_acc_hare"]
+        # the own-task test, like every entry, on the task's fixed subsample of 30 (about 60 test samples are in)
+        assert all(abs(30 * value - round(30 * value)) < 1e-9 for value in r["task_acc"] + r["task_acc_hare"] if value)
     assert ends[0]["task_acc"][1] is not None and ends[1]["task_acc"][0] is not None
 
 

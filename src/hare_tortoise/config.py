@@ -97,8 +97,8 @@ class Config(JsonConfig):
     checkpoint_every_seconds: float = 30.0  # a checkpoint after the first epoch that ends this long after the last
     #                                     one, and at every phase end (0: after every epoch); results do not depend on it
     probe_size: int = 512               # training samples on which plasticity metrics are measured at phase ends
-    matrix_test_size: int | None = 500  # task sequences: test samples per task in the accuracy matrix (None: all)
-    matrix_tasks: int | None = 10       # task sequences: earlier tasks tested after each one, spread evenly (None: all)
+    task_test_size: int | None = 500    # task sequences: test samples per task, in test_acc and the matrix (None: all)
+    matrix_tasks: int | None = 5        # task sequences: earlier tasks tested after each one, spread evenly (None: all)
     # execution
     seed: int = 0
     device: str = "auto"                # auto (cuda if available), cpu, cuda, cuda:N
@@ -116,7 +116,7 @@ class Config(JsonConfig):
                 raise ConfigError(f"{key}={getattr(self, key)!r} is not one of: {', '.join(map(str, allowed))}")
         positive = ["epochs", "chunks", "tasks", "batch_size", "eval_every", "probe_size", "lr", "replay_size",
                     "task_size", "first_classes", "classes_per_task"]
-        for key in positive + ["train_size", "test_size", "width", "matrix_test_size", "matrix_tasks"]:
+        for key in positive + ["train_size", "test_size", "width", "task_test_size", "matrix_tasks"]:
             value = getattr(self, key)
             if value is not None and not value > 0:
                 raise ConfigError(f"{key} must be > 0, got {value!r}")

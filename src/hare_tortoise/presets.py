@@ -52,6 +52,7 @@ PAPER_SETTINGS = {  # the paper's models and optimiser settings (docs/METHODS.md
 }
 TRAIN_SAMPLES = {"cifar10": 50_000, "cifar100": 50_000, "tiny_imagenet": 100_000, "fashion_mnist": 60_000,
                  "mnist1d": 4000}
+CLASSES = {"cifar100": 100, "tiny_imagenet": 200}  # the others have 10
 PAPER_PROTOCOLS = {
     "cold": ({"protocol": "cold"}, "cold start on the full clean set, 100 epochs"),
     "warm": ({"protocol": "warm_start"}, "warm start: 10% with 50% noise for 1000 epochs, then 100% for 111"),
@@ -106,11 +107,53 @@ for name, config, what, measured in [
     PRESETS[name] = Preset(name, f"this machine: Fashion-MNIST (10,000 images) / CNN 16-16-32-32-fc128, {what}",
                            config, _averaging(0.975, 2), measured)
 
+# Long task sequences (docs/CONTINUAL.md). Tasks of one epoch are too short for an epoch-counted reset, so H&T resets
+# by steps at the presets' ratio: MNIST-1D 315 steps (m = 0.995), Fashion-MNIST 80 steps (m = 0.975).
+def _by_steps(momentum: float, reset_steps: int, crelu_scope: str = "all") -> dict[str, dict]:
+    settings = _averaging(momentum, crelu_scope=crelu_scope)
+    settings["hare_tortoise"].update(reset_every_epochs=None, reset_every_steps=reset_steps)
+    return settings
+
+
+FASHION_MLP = {**FASHION, "model": "mlp", "width": 256}
+for name, config, what, settings in [
+    ("mnist1d-permuted-long", {**MNIST1D, "protocol": "permuted_inputs", "tasks": 200, "epochs": 1},
+     "MNIST-1D / MLP 40-256-256-10, 200 tasks of permuted inputs, one epoch each", _by_steps(0.995, 315)),
+    ("mnist1d-random-labels-long", {**MNIST1D, "protocol": "random_labels", "tasks": 200, "task_size": 1000,
+                                    "epochs": 20},
+     "MNIST-1D / MLP 40-256-256-10, 200 tasks of 1,000 samples with random labels, 20 epochs each",
+     _by_steps(0.995, 315)),
+    ("fashion-permuted-long", {**FASHION_MLP, "protocol": "permuted_inputs", "tasks": 200, "epochs": 1},
+     "Fashion-MNIST (10,000 images) / MLP 784-256-256-10, 200 tasks of permuted pixels, one epoch each",
+     _by_steps(0.975, 80)),
+    ("fashion-class-incremental", {**FASHION, "protocol": "class_incremental", "first_classes": 2,
+                                   "classes_per_task": 2, "epochs": 20},
+     "Fashion-MNIST (10,000 images) / CNN 16-16-32-32-fc128, 2 classes then 2 more per task (5 tasks of 20 epochs)",
+     _averaging(0.975, 2)),
+]:
+    PRESETS[name] = Preset(name, f"this machine: {what}", config, settings)
+
+# the same sequences at the scale of Dohare et al. (Nature 2024): online permuted MNIST (800 tasks of 60,000 images
+# seen once; their MLP has 3 hidden layers of 2,000, ours 2) on Fashion-MNIST, and class-incremental CIFAR-100
+# (ResNet-18, 5 classes then 5 more every 200 epochs), with this library's recipe (AdamW, batch 256)
+PRESETS["fashion-permuted-paper"] = Preset(
+    "fashion-permuted-paper",
+    "Dohare et al.'s scale: Fashion-MNIST (60,000) / MLP 784-2000-2000-10, 800 permuted tasks of one epoch",
+    {**FASHION_MLP, "train_size": None, "width": 2000, "protocol": "permuted_inputs", "tasks": 800, "epochs": 1},
+    _by_steps(0.999, 1960))
+PRESETS["cifar100-class-incremental"] = Preset(
+    "cifar100-class-incremental",
+    "Dohare et al.'s scale: CIFAR-100 / ResNet-18, 5 classes then 5 more every 200 epochs",
+    {"dataset": "cifar100", "model": "resnet18", "lr": 1e-3, "weight_decay": 1e-3, "batch_size": 256,
+     "protocol": "class_incremental", "first_classes": 5, "classes_per_task": 5, "epochs": 200, "augment": True},
+    _averaging(0.999, 10))
+
 PRESETS["smoke"] = Preset(
     "smoke", "seconds: tiny MNIST-1D warm start for the tests",
     {"dataset": "mnist1d", "train_size": 200, "test_size": 100, "model": "mlp", "width": 32, "protocol": "warm_start",
      "epochs": 2, "batch_size": 32, "probe_size": 64, "lr": 1e-2},
-    {**_averaging(0.9, 2, crelu_scope="all"), "reset": {"every_steps": 10}})  # 34 steps: the RL reset acts 3 times
+    {**_averaging(0.9, 2, crelu_scope="all"), "reset": {"every_steps": 10},  # 34 steps: the RL reset acts 3 times
+     "cbp": {"maturity_threshold": 5, "replacement_rate": 0.05}})
 
 
 # RL: the Tortoise is the bootstrap target. m = 0.995 is BBF's target EMA (tau 0.005); a reset every 20,000
@@ -139,7 +182,7 @@ PRESETS["rl-smoke"] = Preset(
     {"steps": 300, "epoch_steps": 100, "eval_episodes": 2, "log_every": 100, "checkpoint_every": 100,
      "max_episode_steps": 200, "agent_settings": {"replay_start": 100, "target_update": 50, "replay_capacity": 1000}},
     {**RL_METHODS, "hare_tortoise": {**RL_METHODS["hare_tortoise"], "reset_every_steps": 100},
-     "redo": {"every_epochs": None, "every_steps": 50},
+     "redo": {"every_epochs": None, "every_steps": 50}, "cbp": {"maturity_threshold": 20, "replacement_rate": 0.01},
      **{name: {**RL_METHODS.get(name, {}), "every_steps": 50}
         for name in ("reset", "shrink_perturb", "shrink_perturb_noise", "head_reset", "full_reset")}}, kind="rl")
 
@@ -177,7 +220,9 @@ def training_images(preset: Preset) -> int:
     config = Config(**preset.config)
     samples = config.train_size or TRAIN_SAMPLES[config.dataset]
     settings = {k: getattr(config, k) for name in streams.PROTOCOLS for k in streams.options(name)}
-    phases = streams.build(config.protocol, torch.zeros(samples, dtype=torch.long), 10, 1, config.epochs, 0, **settings)
+    classes = CLASSES.get(config.dataset, 10)
+    labels = torch.arange(samples) % classes  # balanced classes, as the real sets have (class_incremental counts them)
+    phases = streams.build(config.protocol, labels, classes, 1, config.epochs, 0, **settings)
     return sum(len(phase.indices) * phase.epochs for phase in phases)
 
 

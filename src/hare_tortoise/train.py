@@ -261,7 +261,7 @@ class Trainer:
             row.update(self._evaluate(phase))
         if last:
             if config.protocol in streams.SEQUENCES:  # the networks test_acc saw, before the method's phase end
-                row.update(self._matrix_row(index))
+                row.update(self._matrix_row(index, row))
             method.on_phase_end(index, optimizer)
             row["phase_end"] = True
             probe = indices[: config.probe_size]
@@ -277,30 +277,33 @@ class Trainer:
         return accuracy(model, x, y, inputs, self.eval_batch, bf16=self.config.bf16)
 
     def _evaluate(self, phase: streams.Phase) -> dict:
-        """Test accuracy on the phase's own test (`Phase.test`) of the trained network, the one the method reports,
-        and the evaluation-only EMA shadow."""
-        hare = self._accuracy(self.model, phase)
+        """Test accuracy on the phase's own test (`Phase.test`; in a task sequence on `task_test_size` samples of
+        it, the matrix's) of the trained network, the one the method reports, and the evaluation-only EMA shadow."""
+        size = self.config.task_test_size if self.config.protocol in streams.SEQUENCES else None
+        hare = self._accuracy(self.model, phase, size)
         reported = self.method.eval_model()
         result = {"test_acc_hare": hare,
-                  "test_acc": hare if reported is self.model else self._accuracy(reported, phase)}
+                  "test_acc": hare if reported is self.model else self._accuracy(reported, phase, size)}
         if self.shadow:
-            result["test_acc_shadow"] = self._accuracy(self.shadow.tortoise, phase)
+            result["test_acc_shadow"] = self._accuracy(self.shadow.tortoise, phase, size)
         return result
 
-    def _matrix_row(self, index: int) -> dict:
+    def _matrix_row(self, index: int, own: dict) -> dict:
         """Row `index` of the task-accuracy matrix R[i][j] (Lopez-Paz & Ranzato 2017): after task i, the accuracy on
-        the tasks `evaluation.matrix_columns` picks, on `matrix_test_size` samples of each, for the reported network
-        and, where it is another one, the trained one; None where a task was not tested."""
+        the tasks `evaluation.matrix_columns` picks, on `task_test_size` samples of each, for the reported network
+        and, where it is another one, the trained one; None where a task was not tested. R[i][i] is the task's own
+        test in `own` (the row's test_acc and test_acc_hare)."""
         config, tasks = self.config, len(self.phases)
         columns = matrix_columns(index, tasks, config.matrix_tasks)
-        networks = {"task_acc": self.method.eval_model()}
-        if networks["task_acc"] is not self.model:
-            networks["task_acc_hare"] = self.model
+        networks = {"task_acc": (self.method.eval_model(), own["test_acc"])}
+        if networks["task_acc"][0] is not self.model:
+            networks["task_acc_hare"] = (self.model, own["test_acc_hare"])
         row = {}
-        for key, model in networks.items():
+        for key, (model, accuracy_here) in networks.items():
             row[key] = [None] * tasks
             for j in columns:
-                row[key][j] = self._accuracy(model, self.phases[j], config.matrix_test_size)
+                row[key][j] = accuracy_here if j == index else self._accuracy(model, self.phases[j],
+                                                                              config.task_test_size)
         return row
 
 

@@ -13,6 +13,8 @@ def run(method, model, phases=2, epochs=2, steps=3, lr=1e-2):
     for phase in range(phases):
         optimizer = torch.optim.AdamW(model.parameters(), **{"lr": lr, "weight_decay": 1e-3,
                                                              **method.optimizer_overrides()})
+        method.on_phase_data(phase, lambda phase=phase: iter([batch(seed=100 * phase + s) for s in range(steps)]),
+                             F.cross_entropy)
         method.on_phase_start(phase, optimizer)
         for epoch in range(epochs):
             for step in range(steps):

@@ -546,3 +546,46 @@ def test_cbp_resumes_exactly_from_its_state(mlp):
             sgd_step(model, optimizer, method, x, y)
     assert states_equal(mlp.state_dict(), twin.state_dict()) and runs[0][1].counts == resumed.counts
     assert resumed.counts["recycled_units"] > 0
+
+
+# --- DASH --------------------------------------------------------------------------------------------------------
+
+def test_dash_shrinks_each_weight_vector_by_its_clamped_cosine_with_the_averaged_descent_direction(mlp):
+    batches = [batch(seed=s) for s in range(3)]
+    twin = copy.deepcopy(mlp)
+    before_stats = copy.deepcopy({k: v for k, v in mlp.state_dict().items() if "running" in k})
+    method = methods.create("dash", alpha=0.3, shrink_floor=0.3)
+    method.attach(mlp)
+    method.on_phase_data(0, lambda: iter(batches), F.cross_entropy)  # the first phase: nothing to shrink
+    assert states_equal(mlp.state_dict(), twin.state_dict()) and method.counts == {"shrinks": 0}
+    # by hand: g <- 0.7 g + 0.3 (-grad), batch after batch, on a copy in training mode
+    layers = [m for m in twin.modules() if isinstance(m, nn.Linear)]
+    averaged = {id(p): torch.zeros_like(p) for m in layers for p in (m.weight, m.bias)}
+    for x, y in batches:
+        probe = copy.deepcopy(twin)
+        F.cross_entropy(probe(x), y).backward()
+        for original, copied in zip(twin.parameters(), probe.parameters()):
+            if id(original) in averaged:
+                averaged[id(original)] = 0.7 * averaged[id(original)] - 0.3 * copied.grad
+    method.on_phase_data(1, lambda: iter(batches), F.cross_entropy)
+    assert method.counts == {"shrinks": 1}
+    shrunk = [m for m in mlp.modules() if isinstance(m, nn.Linear)]
+    for new, old in zip(shrunk, layers):
+        rows = torch.cosine_similarity(old.weight, averaged[id(old.weight)], dim=1).clamp(0.3, 1)
+        torch.testing.assert_close(new.weight, old.weight * rows[:, None])
+        whole = torch.cosine_similarity(old.bias, averaged[id(old.bias)], dim=0).clamp(0.3, 1)
+        torch.testing.assert_close(new.bias, old.bias * whole)
+        assert (rows < 1).any()  # some rows did shrink
+    assert all(torch.equal(v, mlp.state_dict()[k]) for k, v in before_stats.items())  # BatchNorm statistics kept
+    assert all(p.grad is None for p in mlp.parameters())
+
+
+def test_dash_on_a_convolution_scales_each_kernel_of_an_output_and_input_channel(cnn):
+    batches = [(torch.randn(8, 1, 6, 6), torch.randint(0, 3, (8,)))]
+    kernel = cnn.backbone[0].weight.detach().clone()
+    method = methods.create("dash", shrink_floor=0.0)
+    method.attach(cnn)
+    direction = method.descent_directions(lambda: iter(batches), F.cross_entropy)[cnn.backbone[0].weight]
+    method.on_phase_data(1, lambda: iter(batches), F.cross_entropy)
+    cosine = torch.cosine_similarity(kernel.reshape(4, 1, 9), direction.reshape(4, 1, 9), dim=-1).clamp(0, 1)
+    torch.testing.assert_close(cnn.backbone[0].weight, kernel * cosine[..., None, None])

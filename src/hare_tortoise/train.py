@@ -175,6 +175,7 @@ class Trainer:
                 optimizer.load_state_dict(optimizer_state)
                 optimizer_state = None
             else:
+                self.method.on_phase_data(index, functools.partial(self._phase_batches, index), F.cross_entropy)
                 self.method.on_phase_start(index, optimizer)
             first = start_epoch if index == start_phase else 0
             for epoch in range(first, self.phases[index].epochs):
@@ -270,6 +271,13 @@ class Trainer:
             row.update({f"metrics/{k}": v for k, v in measured.items()})
         row.update(counter_fields(method))
         return row
+
+    def _phase_batches(self, index: int):
+        """The phase's training data in order, normalised and permuted as in training but not augmented, in
+        training batches: what `Method.on_phase_data` shows a method (each rank sees all of it)."""
+        phase, size = self.phases[index], self.config.batch_size
+        for rows, labels in zip(phase.indices.split(size), phase.labels.split(size)):
+            yield self.eval_inputs(self.data.x_train.index_select(0, rows), None, phase.input_permutation), labels
 
     def _accuracy(self, model, phase: streams.Phase, size: int | None = None) -> float:
         x, y = task_test(phase, self.data, size)

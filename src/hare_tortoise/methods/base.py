@@ -26,6 +26,7 @@ method.attach(model)                                # remembers initial weights,
 method.check_model(example_inputs)                  # refuses a model it cannot act on (ReDo: nothing to trace)
 for phase, data in enumerate(phases):
     optimizer = torch.optim.AdamW(model.parameters(), **{**settings, **method.optimizer_overrides()})
+    method.on_phase_data(phase, lambda: iter(data), F.cross_entropy)  # DASH: shrink by the new data's gradient
     method.on_phase_start(phase, optimizer)         # resets between phases (S&P, head reset, full reset)
     for epoch in range(epochs):
         for x, y in data:
@@ -50,7 +51,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from typing import Callable, ClassVar, Literal
+from typing import Callable, ClassVar, Iterable, Literal
 
 import torch
 from torch import nn
@@ -116,6 +117,12 @@ class Method:
     def check_model(self, inputs: torch.Tensor) -> None:
         """Raise `MethodRefused` if the method cannot act on the attached model; called once after `attach`, before
         the run, with a small batch of the loop's inputs (ReDo checks that it can trace recyclable layers)."""
+
+    def on_phase_data(self, phase: int, batches: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]],
+                      loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+        """Called at the start of every phase of a fresh run, before `on_phase_start`, with the phase's training
+        data: `batches()` yields (inputs, targets) over all of it, in order and without augmentation, and `loss`
+        is the task loss. The RL loop has one phase and no fixed data, and does not call it."""
 
     def on_phase_start(self, phase: int, optimizer: torch.optim.Optimizer) -> None:
         """Called at the start of every phase (task), with that phase's optimizer; phase 0 is the first."""

@@ -61,7 +61,7 @@ def test_settings_are_listed_and_unknown_ones_rejected(name):
 
 
 def test_unknown_method_names_the_available_ones():
-    with pytest.raises(ValueError, match="unknown method 'nope'; available methods: base, cbp, crelu, dash"):
+    with pytest.raises(ValueError, match="unknown method 'nope'; available methods: base, cbp, crelu, dash, ema"):
         methods.create("nope")
 
 

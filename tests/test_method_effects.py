@@ -589,3 +589,79 @@ def test_dash_on_a_convolution_scales_each_kernel_of_an_output_and_input_channel
     method.on_phase_data(1, lambda: iter(batches), F.cross_entropy)
     cosine = torch.cosine_similarity(kernel.reshape(4, 1, 9), direction.reshape(4, 1, 9), dim=-1).clamp(0, 1)
     torch.testing.assert_close(cnn.backbone[0].weight, kernel * cosine[..., None, None])
+
+
+# --- plasticity injection ----------------------------------------------------------------------------------------
+
+def head_with_batchnorm():
+    from hare_tortoise.nn.layers import Classifier
+
+    torch.manual_seed(0)
+    return Classifier(nn.Sequential(nn.Linear(4, 8), nn.ReLU()),
+                      nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3)))
+
+
+def test_plasticity_injection_leaves_the_output_unchanged_and_trains_only_the_fresh_head():
+    model = head_with_batchnorm()
+    method = methods.create("plasticity_injection")
+    model = method.prepare_model(model)
+    method.attach(model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.05)
+    x, y = batch(32)
+    for _ in range(3):
+        optimizer.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    head = model.head
+    with torch.no_grad():
+        outputs = {mode: model.train(mode)(x) for mode in (True, False)}
+    model.train()
+    # the weights and statistics (BatchNorm's batch counter aside, which a frozen layer still counts) at injection
+    before = {k: v.clone() for k, v in head.live.state_dict().items() if v.is_floating_point()}
+    method.on_phase_start(1, optimizer)
+    assert method.counts == {"injections": 1}
+    drawn = {k: v.clone() for k, v in head.live.state_dict().items() if v.is_floating_point()}
+    with torch.no_grad():  # unchanged at the moment of injection, in evaluation and in training mode alike (in
+        # that order: a training forward moves the live head's BatchNorm statistics, and so its evaluation output)
+        assert all(torch.equal(model.train(mode)(x), outputs[mode]) for mode in (False, True))
+    model.train()
+    assert all(torch.equal(head.old.state_dict()[k], v) for k, v in before.items())  # the old head, frozen
+    assert not torch.equal(drawn["0.weight"], before["0.weight"])  # fresh weights
+    assert all(optimizer.state.get(p) is None for p in head.live.parameters())  # their optimizer state dropped
+    frozen = {id(t) for t in list(head.old.buffers()) + list(head.fresh.buffers())}
+    assert not frozen & {id(p) for p in model.parameters()}  # no optimizer, gradient or decay reaches them
+    for _ in range(3):
+        optimizer.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    assert all(torch.equal(head.old.state_dict()[k], v) for k, v in before.items())
+    assert all(torch.equal(head.fresh.state_dict()[k], v) for k, v in drawn.items())  # BN statistics kept too
+    assert not torch.equal(head.live.state_dict()["0.weight"], drawn["0.weight"])  # the fresh head learns
+
+
+def test_plasticity_injection_survives_a_checkpoint():
+    model, twin = head_with_batchnorm(), head_with_batchnorm()
+    method, other = methods.create("plasticity_injection", at_phase=None, at_step=2), methods.create(
+        "plasticity_injection", at_phase=None, at_step=2)
+    model, twin = method.prepare_model(model), other.prepare_model(twin)
+    method.attach(model)
+    other.attach(twin)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.05)
+    x, y = batch(32)
+    for _ in range(3):
+        optimizer.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        optimizer.step()
+        method.after_step(optimizer, x)
+    assert method.counts == {"injections": 1} and bool(model.head.injected)
+    twin.load_state_dict(model.state_dict())  # a resumed run: the injection, its frozen heads and all
+    other.load_state_dict(method.state_dict())
+    model.eval(), twin.eval()
+    assert torch.equal(model(x), twin(x)) and twin.head._injected and other.steps == 3
+
+
+def test_plasticity_injection_is_refused_where_it_would_never_inject(tmp_path, capsys):
+    from hare_tortoise.cli import main
+
+    assert main(["run", "smoke", "--method", "plasticity_injection", "protocol=cold", "--out", str(tmp_path / "r")]) == 2
+    assert "injects at the start of phase 1, but protocol 'cold' has one phase" in capsys.readouterr().err

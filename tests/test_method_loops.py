@@ -66,6 +66,10 @@ def scheduled(method, counter: str, row: dict, rows: list[dict], loop: str) -> i
     steps = row["updates"] if loop == "rl" else row["step"]
     if counter in ("updates", "perturbed_steps"):  # every optimizer step
         return steps
+    if getattr(method, "at_step", None) is not None:  # once, after that many steps
+        return int(steps >= method.at_step)
+    if getattr(method, "at_phase", None) is not None:  # once, at the start of that phase
+        return int(row["phase"] >= method.at_phase)
     every_steps = getattr(method, "every_steps", None) or getattr(method, "reset_every_steps", None)
     if every_steps is not None:
         return steps // every_steps

@@ -164,7 +164,9 @@ RL_METHODS = {"hare_tortoise": {"momentum": 0.995, "reset_every_epochs": None, "
               "redo": {"every_epochs": None, "every_steps": 1000}, "crelu": {"scope": "all"},
               "shrink_perturb": {"toward": "fresh", "alpha": 0.5, "every_steps": 20_000},
               "shrink_perturb_noise": {"every_steps": 20_000}, "head_reset": {"every_steps": 20_000},
-              "full_reset": {"every_steps": 20_000}}
+              "full_reset": {"every_steps": 20_000},
+              # one injection a quarter into a 100k-step run: our choice (Nikishin et al. inject once, mid-training)
+              "plasticity_injection": {"at_phase": None, "at_step": 25_000}}
 PRESETS["minatar-dqn"] = Preset(
     "minatar-dqn", "this machine: MinAtar (--env GAME) / DQN with the MinAtar paper's settings, 100k agent steps",
     {"env": "minatar", "game": "breakout", "steps": 100_000, "eval_episodes": 30}, RL_METHODS, kind="rl")
@@ -183,6 +185,7 @@ PRESETS["rl-smoke"] = Preset(
      "max_episode_steps": 200, "agent_settings": {"replay_start": 100, "target_update": 50, "replay_capacity": 1000}},
     {**RL_METHODS, "hare_tortoise": {**RL_METHODS["hare_tortoise"], "reset_every_steps": 100},
      "redo": {"every_epochs": None, "every_steps": 50}, "cbp": {"maturity_threshold": 20, "replacement_rate": 0.01},
+     "plasticity_injection": {"at_phase": None, "at_step": 50},
      **{name: {**RL_METHODS.get(name, {}), "every_steps": 50}
         for name in ("reset", "shrink_perturb", "shrink_perturb_noise", "head_reset", "full_reset")}}, kind="rl")
 

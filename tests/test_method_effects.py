@@ -601,17 +601,19 @@ def head_with_batchnorm():
                       nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3)))
 
 
-def test_plasticity_injection_leaves_the_output_unchanged_and_trains_only_the_fresh_head():
-    model = head_with_batchnorm()
-    method = methods.create("plasticity_injection")
-    model = method.prepare_model(model)
+def injected(**settings):
+    """A model with a BatchNorm head under plasticity_injection, its method and optimizer."""
+    method = methods.create("plasticity_injection", **settings)
+    model = method.prepare_model(head_with_batchnorm())
     method.attach(model)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=0.05)
+    return model, method, torch.optim.AdamW(model.parameters(), lr=0.05)
+
+
+def test_plasticity_injection_leaves_the_output_unchanged_and_trains_only_the_fresh_head():
+    model, method, optimizer = injected()
     x, y = batch(32)
     for _ in range(3):
-        optimizer.zero_grad()
-        F.cross_entropy(model(x), y).backward()
-        optimizer.step()
+        sgd_step(model, optimizer, method, x, y)
     head = model.head
     with torch.no_grad():
         outputs = {mode: model.train(mode)(x) for mode in (True, False)}
@@ -631,28 +633,17 @@ def test_plasticity_injection_leaves_the_output_unchanged_and_trains_only_the_fr
     frozen = {id(t) for t in list(head.old.buffers()) + list(head.fresh.buffers())}
     assert not frozen & {id(p) for p in model.parameters()}  # no optimizer, gradient or decay reaches them
     for _ in range(3):
-        optimizer.zero_grad()
-        F.cross_entropy(model(x), y).backward()
-        optimizer.step()
+        sgd_step(model, optimizer, method, x, y)
     assert all(torch.equal(head.old.state_dict()[k], v) for k, v in before.items())
     assert all(torch.equal(head.fresh.state_dict()[k], v) for k, v in drawn.items())  # BN statistics kept too
     assert not torch.equal(head.live.state_dict()["0.weight"], drawn["0.weight"])  # the fresh head learns
 
 
 def test_plasticity_injection_survives_a_checkpoint():
-    model, twin = head_with_batchnorm(), head_with_batchnorm()
-    method, other = methods.create("plasticity_injection", at_phase=None, at_step=2), methods.create(
-        "plasticity_injection", at_phase=None, at_step=2)
-    model, twin = method.prepare_model(model), other.prepare_model(twin)
-    method.attach(model)
-    other.attach(twin)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=0.05)
+    (model, method, optimizer), (twin, other, _) = (injected(at_phase=None, at_step=2) for _ in range(2))
     x, y = batch(32)
     for _ in range(3):
-        optimizer.zero_grad()
-        F.cross_entropy(model(x), y).backward()
-        optimizer.step()
-        method.after_step(optimizer, x)
+        sgd_step(model, optimizer, method, x, y)
     assert method.counts == {"injections": 1} and bool(model.head.injected)
     twin.load_state_dict(model.state_dict())  # a resumed run: the injection, its frozen heads and all
     other.load_state_dict(method.state_dict())

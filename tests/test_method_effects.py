@@ -656,3 +656,40 @@ def test_plasticity_injection_is_refused_where_it_would_never_inject(tmp_path, c
 
     assert main(["run", "smoke", "--method", "plasticity_injection", "protocol=cold", "--out", str(tmp_path / "r")]) == 2
     assert "injects at the start of phase 1, but protocol 'cold' has one phase" in capsys.readouterr().err
+
+
+# --- normalize-and-project ---------------------------------------------------------------------------------------
+
+def test_normalize_project_puts_a_norm_before_each_activation_that_has_none():
+    torch.manual_seed(0)
+    bare = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(64, 8), nn.ReLU(), nn.Linear(8, 3))
+    method = methods.create("normalize_project")
+    model = method.prepare_model(bare)
+    assert [type(m).__name__ for m in model] == ["Conv2d", "GroupNorm", "ReLU", "Flatten", "Linear", "LayerNorm",
+                                                  "ReLU", "Linear"]
+    assert method.counts["inserted_norms"] == 2 and model(torch.randn(2, 1, 6, 6)).shape == (2, 3)
+    assert methods.create("normalize_project").prepare_model(TinyMLP()).backbone[1].__class__ is nn.BatchNorm1d
+
+
+def test_normalize_project_keeps_every_weight_matrix_and_norm_layer_at_its_initial_norm(mlp):
+    method = methods.create("normalize_project")
+    model = method.prepare_model(mlp)
+    method.attach(model)
+    matrices = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    initial = [m.weight.detach().norm() for m in matrices]
+    norm = model.backbone[1]
+    initial_pair = torch.cat([norm.weight, norm.bias]).detach().norm()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)  # large steps: the norms move a lot
+    x, y = batch(32)
+    for _ in range(3):
+        optimizer.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        optimizer.step()
+        stepped = [m.weight.detach().clone() for m in matrices]
+        biases = [m.bias.detach().clone() for m in matrices]
+        method.after_step(optimizer, x)
+        for m, w, n0, b in zip(matrices, stepped, initial, biases):
+            torch.testing.assert_close(m.weight.detach(), w * (n0 / w.norm()))  # the step's direction, its old norm
+            assert torch.equal(m.bias, b)  # biases left free
+        torch.testing.assert_close(torch.cat([norm.weight, norm.bias]).detach().norm(), initial_pair)
+    assert method.counts == {"projections": 3, "inserted_norms": 2}  # after the second backbone and the head Linear

@@ -61,10 +61,10 @@ def scheduled(method, counter: str, row: dict, rows: list[dict], loop: str) -> i
     count depends on the data (recycled units) or on the model (replaced layers: checked to be constant)."""
     if counter == "recycled_units":
         return None
-    if counter.startswith("replaced_"):
+    if counter.startswith(("replaced_", "inserted_")):
         return rows[0][f"method/{counter}"]
     steps = row["updates"] if loop == "rl" else row["step"]
-    if counter in ("updates", "perturbed_steps"):  # every optimizer step
+    if counter in ("updates", "perturbed_steps", "projections"):  # every optimizer step
         return steps
     if getattr(method, "at_step", None) is not None:  # once, after that many steps
         return int(steps >= method.at_step)

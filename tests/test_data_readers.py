@@ -205,3 +205,72 @@ def test_download_verifies_the_checksum_and_keeps_nothing_unverified(tmp_path, m
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cifar-10-python.tar.gz"]
     with pytest.raises(DataError, match="nothing to download for 'mnist1d'"):
         downloads.download("mnist1d", tmp_path)
+
+
+def write_image_folder(root, classes=("cat", "dog", "eel"), train=3, test=2, size=(20, 12)):
+    """A small image folder of real JPEG and PNG files: each class one solid colour plus noise, train/ and val/."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, count in (("train", train), ("val", test)):
+        for c, name in enumerate(classes):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(count):
+                pixels = np.clip(rng.normal(60 + 80 * c, 5, (*size[::-1], 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i}.{'png' if i % 2 else 'jpg'}")
+    return root
+
+
+def test_an_image_folder_is_read_by_class_folder_resized_and_cached(tmp_path, monkeypatch):
+    from hare_tortoise import data
+
+    root = write_image_folder(tmp_path / "images")
+    dataset = data.load("imagefolder", root, image_size=8)
+    assert dataset.x_train.shape == (9, 3, 8, 8) and dataset.x_train.dtype == torch.uint8
+    assert dataset.y_train.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2] and dataset.y_test.tolist() == [0, 0, 1, 1, 2, 2]
+    assert dataset.num_classes == 3 and dataset.is_image
+    # the classes' colours survive decoding and resizing: each class's mean pixel near 60 + 80 c
+    means = [dataset.x_train[dataset.y_train == c].float().mean().item() for c in range(3)]
+    assert all(abs(m - (60 + 80 * c)) < 6 for c, m in enumerate(means))
+    assert dataset.mean[0] == pytest.approx(dataset.x_train[:, 0].float().div(255).mean().item(), abs=1e-5)
+    assert (tmp_path / "images-8px.pt").exists()
+    import PIL.Image
+
+    monkeypatch.setattr(PIL.Image, "open", lambda *a, **k: (_ for _ in ()).throw(AssertionError("decoded again")))
+    again = data.load("imagefolder", root, image_size=8)  # from the cache, without decoding
+    assert torch.equal(again.x_train, dataset.x_train) and torch.equal(again.y_test, dataset.y_test)
+
+
+def test_an_image_folder_with_a_damaged_image_or_an_empty_class_is_refused_by_name(tmp_path):
+    from hare_tortoise import data
+
+    root = write_image_folder(tmp_path / "damaged")
+    (root / "train" / "dog" / "1.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a picture")
+    with pytest.raises(DataError, match=r"cannot decode .*train/dog/1\.png .*: replace or delete the file"):
+        data.load("imagefolder", root, image_size=8)
+    root = write_image_folder(tmp_path / "empty")
+    (root / "train" / "fox").mkdir()
+    with pytest.raises(DataError, match=r"train/fox holds no JPEG or PNG image: remove the empty class folder"):
+        data.load("imagefolder", root)
+    root = write_image_folder(tmp_path / "stray")
+    (root / "val" / "owl").mkdir()
+    (root / "val" / "dog" / "0.jpg").rename(root / "val" / "owl" / "0.jpg")
+    with pytest.raises(DataError, match="has class folders that train/ lacks: owl"):
+        data.load("imagefolder", root)
+    with pytest.raises(DataError, match="no image folder with a train/ sub-folder"):
+        data.load("imagefolder", tmp_path / "nowhere")
+
+
+def test_an_image_folder_cache_is_made_again_when_a_class_folder_changes(tmp_path):
+    import os
+
+    from hare_tortoise import data
+
+    root = write_image_folder(tmp_path / "images")
+    assert len(data.load("imagefolder", root, image_size=8).y_train) == 9
+    cache = tmp_path / "images-8px.pt"
+    os.utime(cache, (1, 1))  # as if made long before the folder changed
+    (root / "train" / "eel" / "2.jpg").unlink()
+    assert len(data.load("imagefolder", root, image_size=8).y_train) == 8

@@ -51,8 +51,8 @@ PAPER_SETTINGS = {  # the paper's models and optimiser settings (docs/METHODS.md
     "tiny_imagenet": ({"dataset": "tiny_imagenet", "model": "vgg16", "lr": 1e-3, "weight_decay": 1e-3}, "VGG-16"),
 }
 TRAIN_SAMPLES = {"cifar10": 50_000, "cifar100": 50_000, "tiny_imagenet": 100_000, "fashion_mnist": 60_000,
-                 "mnist1d": 4000}
-CLASSES = {"cifar100": 100, "tiny_imagenet": 200}  # the others have 10
+                 "mnist1d": 4000, "imagefolder": 130_000}  # imagefolder: as ImageNet-100, 100 classes of ~1,300
+CLASSES = {"cifar100": 100, "tiny_imagenet": 200, "imagefolder": 100}  # the others have 10
 PAPER_PROTOCOLS = {
     "cold": ({"protocol": "cold"}, "cold start on the full clean set, 100 epochs"),
     "warm": ({"protocol": "warm_start"}, "warm start: 10% with 50% noise for 1000 epochs, then 100% for 111"),
@@ -147,6 +147,14 @@ PRESETS["cifar100-class-incremental"] = Preset(
     {"dataset": "cifar100", "model": "resnet18", "lr": 1e-3, "weight_decay": 1e-3, "batch_size": 256,
      "protocol": "class_incremental", "first_classes": 5, "classes_per_task": 5, "epochs": 200, "augment": True},
     _averaging(0.999, 10))
+
+# an image folder (ImageNet-100 at 64 x 64 pixels, say) at the paper's scale: ResNet-18, the warm start, H&T's reset
+# every 1,960 steps with m = 0.999 as on CIFAR-10 (an epoch of ImageNet-100 is ~500 steps, not 196)
+PRESETS["imagefolder-warm"] = Preset(
+    "imagefolder-warm", "paper-scale protocol on an image folder (--data-dir ROOT, e.g. ImageNet-100 at 64 px) / "
+    "ResNet-18, warm start: 10% with 50% noise for 1000 epochs, then 100% for 111",
+    {"dataset": "imagefolder", "model": "resnet18", "lr": 1e-3, "weight_decay": 1e-3, "batch_size": 256,
+     "protocol": "warm_start", "epochs": 100}, _by_steps(0.999, 1960, crelu_scope="head"))
 
 PRESETS["smoke"] = Preset(
     "smoke", "seconds: tiny MNIST-1D warm start for the tests",

@@ -9,6 +9,7 @@ import torch
 from .cifar import load_cifar
 from .dataset import DataError, Dataset
 from .idx import load_fashion_mnist
+from .imagefolder import load_imagefolder
 from .mnist1d import load_mnist1d
 from .tiny_imagenet import load_tiny_imagenet
 from ..errors import InvalidInput
@@ -19,6 +20,7 @@ SOURCES: dict[str, Callable[..., Dataset]] = {
     "cifar10": lambda data_dir=None: load_cifar("cifar10", data_dir),
     "cifar100": lambda data_dir=None: load_cifar("cifar100", data_dir),
     "tiny_imagenet": load_tiny_imagenet,
+    "imagefolder": load_imagefolder,  # a folder of class sub-folders (ImageNet-100 and the like), data_dir=ROOT
 }
 
 

@@ -28,10 +28,18 @@ def markdown(figures: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def default_out(names: list[str]) -> pathlib.Path:
+    """results/latest.json for the whole suite (what benchmarks/README.md records); results/NAME+NAME.json for a
+    part of it, which would otherwise overwrite the whole suite's figures with a few."""
+    part = [n for n in SUITES if n in names]
+    return HERE / "results" / (f"{'+'.join(part)}.json" if part and part != SUITES else "latest.json")
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description="Run the benchmarks; every figure is a ratio measured in one run.")
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"benchmarks to run (default all: {', '.join(SUITES)})")
-    parser.add_argument("--out", default=str(HERE / "results" / "latest.json"), help="where the JSON results go")
+    parser.add_argument("--out", help="where the JSON results go (default: results/latest.json for the whole suite, "
+                                      "results/NAME+NAME.json for some of it, so that the suite's record stays whole)")
     args = parser.parse_args(argv)
     names = args.names
     sys.path.insert(0, str(HERE))
@@ -53,7 +61,7 @@ def main(argv: list[str]) -> int:
     machine = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                "cpus": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
                "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
-    out = pathlib.Path(args.out)
+    out = pathlib.Path(args.out) if args.out else default_out(names)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine,
                                "seconds": round(time.perf_counter() - began), "figures": figures}, indent=2) + "\n")

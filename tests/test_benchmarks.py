@@ -29,6 +29,17 @@ def test_a_benchmark_writes_its_figures_with_targets(tmp_path):
     assert "targets met" in result.stdout
 
 
+def test_a_part_of_the_suite_is_recorded_beside_the_whole_suites_figures_not_over_them():
+    sys.path.insert(0, str(RUNNER.parent))
+    try:
+        import run
+    finally:
+        sys.path.remove(str(RUNNER.parent))
+    results = RUNNER.parent / "results"
+    assert run.default_out([]) == run.default_out(list(run.SUITES)) == results / "latest.json"
+    assert run.default_out(["engine", "tortoise"]) == results / "tortoise+engine.json"
+
+
 def test_an_unknown_benchmark_is_refused(tmp_path):
     result = subprocess.run([sys.executable, str(RUNNER), "nonsense", "--out", str(tmp_path / "x.json")],
                             capture_output=True, text=True, timeout=300)

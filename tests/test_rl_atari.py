@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -32,8 +33,46 @@ def test_frames_and_actions():
         Atari("tetris")
 
 
+def reference_area_resize(image: np.ndarray, height: int = 84, width: int = 84) -> np.ndarray:
+    """Area interpolation written out pixel by pixel (what OpenCV's INTER_AREA computes when shrinking): output pixel
+    (i, j) is the mean of the input over the box [i sy, (i+1) sy) x [j sx, (j+1) sx), each input pixel weighted by
+    the area of its overlap with the box."""
+    rows, cols = image.shape
+    sy, sx = rows / height, cols / width
+    out = np.zeros((height, width))
+    for i in range(height):
+        for j in range(width):
+            total = 0.0
+            for r in range(int(i * sy), min(rows, int(np.ceil((i + 1) * sy)))):
+                wy = min(r + 1, (i + 1) * sy) - max(r, i * sy)
+                for c in range(int(j * sx), min(cols, int(np.ceil((j + 1) * sx)))):
+                    wx = min(c + 1, (j + 1) * sx) - max(c, j * sx)
+                    total += wy * wx * image[r, c]
+            out[i, j] = total / (sy * sx)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def test_frames_are_resized_by_area_interpolation_with_fractional_pixel_weights():
+    env = Atari("breakout", seed=3, settings=NO_NOOPS)
+    env.reset()
+    for t in range(30):
+        frame, *_ = env.step([1, 2, 3][t % 3])
+    screen = env._screens.max(0).values.numpy()
+    expected = reference_area_resize(screen)
+    assert np.abs(frame.numpy().astype(int) - expected.astype(int)).max() <= 1
+    # whole-pixel bins (adaptive average pooling, the resize before) are off by far more on the edges
+    pooled = F.adaptive_avg_pool2d(torch.from_numpy(screen).float()[None, None], (84, 84)).round()[0, 0].numpy()
+    assert np.abs(pooled - expected.astype(int)).max() > 10
+
+
+def resized(screen: torch.Tensor) -> torch.Tensor:
+    return torch.from_numpy(reference_area_resize(screen.numpy()))
+
+
 def test_a_step_repeats_the_action_4_frames_sums_rewards_and_max_pools_the_last_two():
-    env, ale = Atari("breakout", seed=5, settings=NO_NOOPS), raw_ale("breakout", 5)
+    # evaluation's settings: every step plays its 4 frames (a lost life in training cuts one short, tested below)
+    evaluation = dataclasses.replace(NO_NOOPS, terminal_on_life_loss=False)
+    env, ale = Atari("breakout", seed=5, settings=evaluation), raw_ale("breakout", 5)
     env.reset()
     actions = env.actions
     for t in range(60):
@@ -44,9 +83,8 @@ def test_a_step_repeats_the_action_4_frames_sums_rewards_and_max_pools_the_last_
             total += ale.act(actions[a])
             if k >= 2:
                 screens.append(torch.from_numpy(ale.getScreenGrayscale()))
-        pooled = torch.maximum(screens[0], screens[1]).float()[None, None]
-        expected = F.adaptive_avg_pool2d(pooled, (84, 84)).round().to(torch.uint8)[0, 0]
-        assert reward == total and torch.equal(frame, expected)
+        expected = resized(torch.maximum(screens[0], screens[1]))
+        assert reward == total and (frame.int() - expected.int()).abs().max() <= 1
 
 
 def play_until(env, condition, limit=20_000):
@@ -70,6 +108,34 @@ def test_life_loss_ends_the_agents_episode_but_not_the_game():
     evaluation.reset()
     play_until(evaluation, lambda r: r[2])
     assert evaluation.ale.game_over()  # without life-loss terminals only the game over ends an episode
+
+
+def test_in_training_a_lost_life_ends_the_frame_skip_at_that_frame():
+    """Dopamine's and gymnasium's AtariPreprocessing: with terminal_on_life_loss the skip loop stops at the frame
+    where a life is lost; in evaluation the step plays all 4 frames. Checked against a raw ALE driven by hand."""
+    for terminal_on_life_loss in (True, False):
+        settings = dataclasses.replace(NO_NOOPS, terminal_on_life_loss=terminal_on_life_loss)
+        env = Atari("breakout", seed=0, settings=settings)
+        env.reset()
+        ale = raw_ale("breakout", 0)
+        for t in range(5000):
+            action = env.actions[1 if t % 10 == 0 else 0]
+            lives = ale.lives()
+            played = 0
+            for _ in range(4):
+                ale.act(action)
+                played += 1
+                if terminal_on_life_loss and ale.lives() < lives:
+                    break
+            _, _, terminated, _ = env.step(1 if t % 10 == 0 else 0)
+            assert env.ale.getEpisodeFrameNumber() == ale.getEpisodeFrameNumber()
+            if ale.lives() < lives:
+                break
+        assert env.ale.lives() == ale.lives() < 5
+        if terminal_on_life_loss:
+            assert terminated and played < 4  # breakout, seed 0: the life goes before the step's 4th frame
+        else:
+            assert not terminated and played == 4
 
 
 def test_noop_starts_and_the_time_limit():

@@ -10,7 +10,6 @@ import dataclasses
 import random
 
 import torch
-import torch.nn.functional as F
 
 from ..errors import InvalidInput
 
@@ -26,12 +25,24 @@ class AtariSettings:
 
     frame_skip: int = 4                  # action repeated 4 frames, rewards summed (AtariPreprocessing.frame_skip)
     max_pool_last: int = 2               # max over the last 2 skipped frames' screens (atari_lib.py)
-    size: int = 84                       # 84x84; area interpolation (OpenCV INTER_AREA in Dopamine; ours is torch's
-    #                                      adaptive average pooling, close but not bit-identical)
+    size: int = 84                       # 84x84 by area interpolation with fractional pixel weights (OpenCV
+    #                                      INTER_AREA, as Dopamine resizes; `area_weights`)
     sticky_action_probability: float = 0.0  # no sticky actions (atari_100k gins)
     max_noops: int = 30                  # 0..29 no-ops at each game start (DataEfficientAtariRunner, randint(0, 30))
-    terminal_on_life_loss: bool = True   # training only: a lost life ends the agent's episode, the game goes on
+    terminal_on_life_loss: bool = True   # training only: a lost life ends the agent's episode (and the frame skip at
+    #                                      that frame, as Dopamine and gymnasium do), the game goes on
     max_episode_steps: int = 27_000      # 108,000 frames (Runner.max_steps_per_episode)
+
+
+def area_weights(source: int, target: int) -> torch.Tensor:
+    """The (target, source) matrix of area interpolation along one axis: output pixel i averages the input over
+    [i * s, (i + 1) * s), s = source / target, each input pixel weighted by the length of its overlap (OpenCV's
+    INTER_AREA for downscaling). A frame is resized as rows @ frame @ columns.T."""
+    scale = source / target
+    starts = torch.arange(target, dtype=torch.float64)[:, None] * scale
+    left = torch.arange(source, dtype=torch.float64)[None, :]
+    overlap = (torch.minimum(starts + scale, left + 1) - torch.maximum(starts, left)).clamp(min=0)
+    return (overlap / scale).float()
 
 
 class Atari:
@@ -63,10 +74,11 @@ class Atari:
         self.steps, self.lives, self._needs_game_reset = 0, 0, True
         height, width = self.ale.getScreenDims()
         self._screens = torch.zeros(settings.max_pool_last, height, width, dtype=torch.uint8)
+        self._rows, self._columns = area_weights(height, settings.size), area_weights(width, settings.size).T
 
     def _frame(self) -> torch.Tensor:
-        pooled = self._screens.max(0).values.float()[None, None]
-        return F.adaptive_avg_pool2d(pooled, self.frame_shape).round().to(torch.uint8)[0, 0]
+        pooled = self._screens.max(0).values.float()
+        return (self._rows @ pooled @ self._columns).round_().clamp_(0, 255).to(torch.uint8)
 
     def _grab(self, slot: int) -> None:
         self._screens[slot] = torch.from_numpy(self.ale.getScreenGrayscale())
@@ -93,7 +105,8 @@ class Atari:
             total += self.ale.act(self.actions[action])
             if frame >= skip - keep:
                 self._grab(frame - (skip - keep))
-            if self.ale.game_over():
+            # a game over, or in training a lost life, ends the step at that frame (Dopamine, gymnasium)
+            if self.ale.game_over() or (self.settings.terminal_on_life_loss and self.ale.lives() < self.lives):
                 break
         self.steps += 1
         game_over = self.ale.game_over()

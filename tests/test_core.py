@@ -95,6 +95,23 @@ def test_step_resets_every_n_updates(mlp):
     assert resets == [False, False, True, False, False, True]
 
 
+def test_attached_to_an_optimizer_it_steps_after_every_optimizer_step_as_by_hand(mlp):
+    twin = copy.deepcopy(mlp)
+    by_hand, attached = HareTortoise(mlp, momentum=0.5, reset_every=3), HareTortoise(twin, momentum=0.5, reset_every=3)
+    optimizers = [torch.optim.SGD(m.parameters(), lr=0.1) for m in (mlp, twin)]
+    handle = attached.attach(optimizers[1])
+    for step in range(1, 6):
+        train_step(mlp, optimizers[0], seed=step)
+        by_hand.step()
+        train_step(twin, optimizers[1], seed=step)  # no ht.step(): the optimizer's hook does it
+        assert states_equal(by_hand.tortoise.state_dict(), attached.tortoise.state_dict())
+        assert states_equal(mlp.state_dict(), twin.state_dict())  # the resets too (steps 3)
+    assert attached.num_updates == 5
+    handle.remove()
+    train_step(twin, optimizers[1], seed=9)
+    assert attached.num_updates == 5  # detached
+
+
 def test_state_dict_round_trip_through_weights_only_load(mlp):
     ht = HareTortoise(mlp, momentum=0.9)
     optimizer = torch.optim.SGD(mlp.parameters(), lr=0.1)

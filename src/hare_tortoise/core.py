@@ -161,6 +161,12 @@ class HareTortoise(nn.Module):
             return True
         return False
 
+    def attach(self, optimizer: torch.optim.Optimizer):
+        """Call `step()` after every `optimizer.step()` from now on, through the optimizer's step post-hook, so that
+        a training loop (or a trainer that owns the optimizer) needs no line of its own. Returns the hook's handle:
+        `handle.remove()` detaches. Attach once: a second hook would update twice per step."""
+        return optimizer.register_step_post_hook(lambda optimizer, args, kwargs: self.step())
+
     def forward(self, *args, **kwargs):
         """The Tortoise's output: the network the paper evaluates."""
         return self.tortoise(*args, **kwargs)

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from hare_tortoise.nn import CReLU, build
+from hare_tortoise.nn import CReLU, build, models
 
 
 def count(module):
@@ -75,3 +75,11 @@ def test_bad_model_options():
         build("resnet50", (3, 32, 32), 10)
     with pytest.raises(ValueError, match="norm must be 'batch', 'layer' or 'none'"):
         build("mlp", (40,), 10, norm="group")
+
+
+def test_the_mlp_depth_is_a_setting_and_other_models_refuse_one():
+    deep = models.build("mlp", (40,), 10, 16, "batch", depth=3)
+    assert sum(isinstance(m, torch.nn.Linear) for m in deep.backbone) == 3
+    assert sum(isinstance(m, torch.nn.Linear) for m in models.build("mlp", (40,), 10).backbone) == 2
+    with pytest.raises(ValueError, match="model 'cnn' has no depth setting"):
+        models.build("cnn", (1, 28, 28), 10, depth=3)

@@ -80,6 +80,7 @@ class Config(JsonConfig):
     # model
     model: str = "resnet18"             # one of `hare-tortoise list models`
     width: int | None = None            # the model's width (None: its default)
+    depth: int | None = None            # mlp: its hidden layers (None: 2); other models have no depth setting
     norm: str | None = None             # batch, layer or none (None: the model's default)
     activation: str = "relu"            # relu or crelu
     # optimisation: AdamW, rebuilt at every phase, linear warm-up then constant learning rate
@@ -116,7 +117,7 @@ class Config(JsonConfig):
                 raise ConfigError(f"{key}={getattr(self, key)!r} is not one of: {', '.join(map(str, allowed))}")
         positive = ["epochs", "chunks", "tasks", "batch_size", "eval_every", "probe_size", "lr", "replay_size",
                     "task_size", "first_classes", "classes_per_task"]
-        for key in positive + ["train_size", "test_size", "width", "task_test_size", "matrix_tasks"]:
+        for key in positive + ["train_size", "test_size", "width", "depth", "task_test_size", "matrix_tasks"]:
             value = getattr(self, key)
             if value is not None and not value > 0:
                 raise ConfigError(f"{key} must be > 0, got {value!r}")

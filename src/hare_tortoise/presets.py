@@ -134,12 +134,13 @@ for name, config, what, settings in [
     PRESETS[name] = Preset(name, f"this machine: {what}", config, settings)
 
 # the same sequences at the scale of Dohare et al. (Nature 2024): online permuted MNIST (800 tasks of 60,000 images
-# seen once; their MLP has 3 hidden layers of 2,000, ours 2) on Fashion-MNIST, and class-incremental CIFAR-100
-# (ResNet-18, 5 classes then 5 more every 200 epochs), with this library's recipe (AdamW, batch 256)
+# seen once, an MLP of 3 hidden layers of 2,000) on Fashion-MNIST, and class-incremental CIFAR-100 (ResNet-18, 5
+# classes then 5 more every 200 epochs), with this library's recipe (AdamW, batch 256)
 PRESETS["fashion-permuted-paper"] = Preset(
     "fashion-permuted-paper",
-    "Dohare et al.'s scale: Fashion-MNIST (60,000) / MLP 784-2000-2000-10, 800 permuted tasks of one epoch",
-    {**FASHION_MLP, "train_size": None, "width": 2000, "protocol": "permuted_inputs", "tasks": 800, "epochs": 1},
+    "Dohare et al.'s scale: Fashion-MNIST (60,000) / MLP 784-2000-2000-2000-10, 800 permuted tasks of one epoch",
+    {**FASHION_MLP, "train_size": None, "width": 2000, "depth": 3, "protocol": "permuted_inputs", "tasks": 800,
+     "epochs": 1},
     _by_steps(0.999, 1960))
 PRESETS["cifar100-class-incremental"] = Preset(
     "cifar100-class-incremental",

@@ -88,7 +88,7 @@ class Trainer:
             f"protocol {config.protocol!r}", phase_epochs=tuple(p.epochs for p in self.phases),
             steps=sum(math.ceil(len(p.indices) / config.batch_size) * p.epochs for p in self.phases), owns_model=True))
         model = models.build(config.model, dataset.input_shape, dataset.num_classes, config.width, config.norm,
-                             config.activation)
+                             config.activation, config.depth)
         self.model = self.method.prepare_model(model).to(self.device)
         check_batches(self.model, self.phases, config.batch_size)
         if self.device.type == "cuda" and self.data.is_image:

@@ -23,9 +23,10 @@ def available() -> list[str]:
 
 
 def build(name: str, input_shape, num_classes: int, width: int | None = None, norm: str | None = None,
-          activation: str = "relu") -> nn.Module:
-    """Model `name` for inputs of `input_shape` (without the batch dimension). `width`/`norm` left as None take the
-    model's own default; activation 'crelu' rewrites the ReLUs that follow a layer (see `use_crelu`)."""
+          activation: str = "relu", depth: int | None = None) -> nn.Module:
+    """Model `name` for inputs of `input_shape` (without the batch dimension). `width`/`norm`/`depth` left as None
+    take the model's own default (`depth`: the MLP's hidden layers; other models have none); activation 'crelu'
+    rewrites the ReLUs that follow a layer (see `use_crelu`)."""
     if name not in MODELS:
         raise InvalidInput(f"unknown model {name!r}; available: {', '.join(available())}")
     if activation not in ("relu", "crelu"):
@@ -33,7 +34,9 @@ def build(name: str, input_shape, num_classes: int, width: int | None = None, no
     if name in IMAGE_MODELS and len(input_shape) != 3:
         raise InvalidInput(f"model {name!r} takes images (channels, height, width); the inputs have shape "
                          f"{tuple(input_shape)}: use model=mlp for them, or a dataset of images")
-    options = {k: v for k, v in (("width", width), ("norm", norm)) if v is not None}
+    if depth is not None and "depth" not in inspect.signature(MODELS[name]).parameters:
+        raise InvalidInput(f"model {name!r} has no depth setting; leave depth unset (only mlp has one)")
+    options = {k: v for k, v in (("width", width), ("norm", norm), ("depth", depth)) if v is not None}
     model = MODELS[name](tuple(input_shape), num_classes, **options)
     if activation == "crelu" and use_crelu(model) == 0:
         raise InvalidInput(f"{name} has no ReLU that crelu can replace")

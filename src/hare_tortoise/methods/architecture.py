@@ -29,6 +29,7 @@ class CReLUMethod(Method):
     """
 
     name = "crelu"
+    paper = "Abbas et al., CoLLAs 2023, arXiv:2303.07507"
     counters = ("replaced_activations",)
     scope: Literal["head", "all"] = "head"  # where to replace ReLUs
 
@@ -58,6 +59,7 @@ class LayerNormMethod(Method):
     """
 
     name = "layernorm"
+    paper = "Ba, Kiros & Hinton 2016, arXiv:1607.06450"
     counters = ("replaced_norms",)
 
     def prepare_model(self, model: nn.Module) -> nn.Module:

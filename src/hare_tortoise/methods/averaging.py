@@ -24,6 +24,7 @@ class EMA(Method):
     """
 
     name = "ema"
+    paper = "Lee et al., ICML 2024, arXiv:2406.02596 (its averaging half)"
     counters = ("updates",)
     momentum: float = 0.999  # m
 
@@ -71,6 +72,7 @@ class SelfDistill(EMA):
     """
 
     name = "self_distill"
+    paper = "Hinton et al. 2015, arXiv:1503.02531; a baseline of Lee et al., ICML 2024"
     weight: float = 1.0       # weight of the distillation term
     temperature: float = 1.0  # T (classification only)
     outputs = "class_logits"  # what the model outputs, as the loop says in `check_loop`
@@ -111,6 +113,7 @@ class HareTortoiseMethod(EMA):
     """
 
     name = "hare_tortoise"
+    paper = "Lee et al., ICML 2024, arXiv:2406.02596"
     counters = ("updates", "resets")
     exclusive_settings = (("reset_every_epochs", "reset_every_steps"),)  # setting one alone unsets the other
     reset_every_epochs: int | None = 10   # k; None when resetting by steps

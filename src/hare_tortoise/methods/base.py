@@ -86,6 +86,7 @@ class Method:
     """Warm start with no intervention (`base`); the base class of all methods, whose settings are dataclass fields."""
 
     name = "base"
+    paper: ClassVar[str] = ""  # the paper it comes from, for listings (`describe`); its docstring cites it in full
     counters: ClassVar[tuple[str, ...]] = ()  # what `counts` counts: the method's actions, by name
     # pairs of settings of which exactly one is set (a schedule in epochs or in steps): an override of one alone
     # unsets the other
@@ -221,11 +222,12 @@ def create(name: str, **hyperparameters) -> Method:
 
 
 def describe(name: str) -> str:
-    """The first line of the method's docstring and its default settings, for listings."""
+    """The first paragraph of the method's docstring, its paper and its default settings, for listings."""
     cls = get(name)
-    summary = inspect.getdoc(cls).splitlines()[0]
+    summary = " ".join(inspect.getdoc(cls).split("\n\n")[0].split())
+    paper = f" [{cls.paper}]" if cls.paper else ""
     defaults = ", ".join(f"{field.name}={field.default!r}" for field in dataclasses.fields(cls))
-    return f"{summary} ({defaults})" if defaults else summary
+    return f"{summary}{paper}" + (f" ({defaults})" if defaults else "")
 
 
 register(Method)

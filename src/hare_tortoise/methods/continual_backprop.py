@@ -56,6 +56,7 @@ class ContinualBackprop(Method):
     """
 
     name = "cbp"
+    paper = "Dohare et al., Nature 632, 2024"
     counters = ("recycled_units",)
     replacement_rate: float = 1e-4  # replacements owed per eligible unit and step
     maturity_threshold: int = 100   # steps a unit must have lived before it can be replaced

@@ -32,6 +32,7 @@ class DASH(Method):
     """
 
     name = "dash"
+    paper = "Shin et al., NeurIPS 2024"
     counters = ("shrinks",)
     alpha: float = 0.3        # weight of each new batch's negative gradient in the running average
     shrink_floor: float = 0.3  # lambda: the smallest factor a weight vector is multiplied by

@@ -77,6 +77,7 @@ class PlasticityInjection(Method):
     """
 
     name = "plasticity_injection"
+    paper = "Nikishin et al., NeurIPS 2023, arXiv:2305.15555"
     counters = ("injections",)
     exclusive_settings = (("at_phase", "at_step"),)  # setting one alone unsets the other
     at_phase: int | None = 1   # inject at the start of this phase (0 is the first)

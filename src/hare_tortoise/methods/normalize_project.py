@@ -53,6 +53,7 @@ class NormalizeProject(Method):
     """
 
     name = "normalize_project"
+    paper = "Lyle et al. 2024, arXiv:2407.01800"
     counters = ("projections", "inserted_norms")
 
     def prepare_model(self, model: nn.Module) -> nn.Module:

@@ -112,6 +112,7 @@ class ReDo(Method):
     """
 
     name = "redo"
+    paper = "Sokar et al., ICML 2023, arXiv:2302.12902"
     counters = ("scans", "recycled_units")
     exclusive_settings = (("every_epochs", "every_steps"),)  # setting one alone unsets the other
     tau: float = 0.1                 # dormancy threshold on the normalised score

@@ -29,6 +29,7 @@ class L2(Method):
     """
 
     name = "l2"
+    paper = "Loshchilov & Hutter, ICLR 2019, arXiv:1711.05101"
     weight_decay: float = 0.1  # replaces the optimizer's weight decay
 
     def __post_init__(self):
@@ -49,6 +50,7 @@ class L2Init(Method):
     """
 
     name = "l2_init"
+    paper = "Kumar et al. 2023, arXiv:2308.11958"
     strength: float = 1e-3  # lambda
 
     def __post_init__(self):
@@ -83,6 +85,7 @@ class Spectral(Method):
     """
 
     name = "spectral"
+    paper = "Pezeshki et al., NeurIPS 2021, arXiv:2011.09468"
     strength: float = 1e-3  # lambda
 
     def __post_init__(self):

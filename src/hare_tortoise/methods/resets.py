@@ -98,6 +98,7 @@ class ShrinkPerturb(FromInitialWeights):
     """
 
     name = "shrink_perturb"
+    paper = "Ash & Adams, NeurIPS 2020, arXiv:1910.08475"
     counters = ("perturbations",)
     alpha: float = 0.8  # weight of the initial weights in the interpolation
     toward: Literal["initial", "fresh"] = "initial"
@@ -132,6 +133,7 @@ class ShrinkPerturbNoise(BetweenPhases):
     """
 
     name = "shrink_perturb_noise"
+    paper = "Ash & Adams, NeurIPS 2020, arXiv:1910.08475"
     counters = ("perturbations",)
     shrink: float = 0.4       # factor applied to the weights
     noise_std: float = 0.01   # standard deviation of the added noise
@@ -161,6 +163,7 @@ class HeadReset(FromInitialWeights):
     """
 
     name = "head_reset"
+    paper = "Nikishin et al., ICML 2022, arXiv:2205.07802"
     counters = ("resets",)
     head: str = "head"  # name of the head submodule (as in `model.get_submodule`)
     fresh: bool = False  # a new random initialisation instead of the initial weights
@@ -195,6 +198,7 @@ class Reset(HeadReset):
     """
 
     name = "reset"
+    paper = "Nikishin et al., ICML 2022, arXiv:2205.07802"
     every_steps: int | None = 20_000
     fresh: bool = True
 
@@ -209,6 +213,7 @@ class FullReset(BetweenPhases):
     """
 
     name = "full_reset"
+    paper = "Ash & Adams, NeurIPS 2020 (the cold-start reference)"
     counters = ("resets",)
 
     def intervene(self, optimizer) -> None:

@@ -23,6 +23,7 @@ class SAM(Method):
     """
 
     name = "sam"
+    paper = "Foret et al., ICLR 2021, arXiv:2010.01412"
     counters = ("perturbed_steps",)
     rho: float = 0.05  # radius of the weight perturbation
 

@@ -166,3 +166,11 @@ def test_the_sequence_evaluation_benchmark_times_every_own_task_test_and_matrix_
     assert training.Trainer._evaluate is evaluate and training.Trainer._matrix_row is matrix_row  # put back
     assert calls == {"_evaluate": 3 * 2, "_matrix_row": 3}  # smoke evaluates every epoch; a row per task
     assert 0 < share and total > 0
+
+
+@pytest.mark.usefixtures("benchmarks_importable")
+def test_the_atari_benchmark_runs_both_pipelines_on_the_same_game():
+    import atari_env
+
+    rates = atari_env.speeds("pong", steps=20, rounds=1)
+    assert set(rates) == {"ours", "gymnasium"} and all(rate > 0 for rate in rates.values())

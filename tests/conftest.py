@@ -4,6 +4,7 @@ Generated data (the MNIST-1D cache) goes to one temporary folder per test sessio
 subprocesses inherit it through $HARE_TORTOISE_DATA.
 """
 
+import dataclasses
 import os
 import tempfile
 
@@ -66,3 +67,13 @@ def states_equal(a: dict, b: dict) -> bool:
     if torch.is_tensor(a):
         return torch.is_tensor(b) and a.dtype == b.dtype and torch.equal(a, b)
     return a == b
+
+
+def smoke(method="base", **changes):
+    """The smoke preset's Config under `method` (with the preset's settings for it), with `changes`."""
+    from hare_tortoise import presets
+    from hare_tortoise.config import Config
+
+    preset = presets.get("smoke")
+    config = Config(**preset.config, method=method, method_settings=preset.method_defaults.get(method, {}))
+    return dataclasses.replace(config, **changes)

@@ -1,26 +1,18 @@
 """Task sequences: what each task is tested on, which tasks the accuracy matrix tests after each task, and the
 matrix a run records (R[i][j] on the task's own test, None where not tested)."""
 
-import dataclasses
 
 import numpy as np
 import pytest
 import torch
 
-from hare_tortoise import presets
-from hare_tortoise.config import Config
+from conftest import smoke
 from hare_tortoise.data import streams
 from hare_tortoise.data.batches import Inputs
 from hare_tortoise.evaluation import accuracy, matrix_columns, task_test
 from hare_tortoise.nn import models
 from hare_tortoise.runs import RunStore
 from hare_tortoise.train import prepare_dataset, train
-
-
-def smoke(method="base", **changes) -> Config:
-    preset = presets.get("smoke")
-    config = Config(**preset.config, method=method, method_settings=preset.method_defaults.get(method, {}))
-    return dataclasses.replace(config, **changes)
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,5 @@
 """The training loop: what a run writes, resuming after SIGKILL to identical numbers, divergence, user data."""
 
-import dataclasses
 import json
 import os
 import signal
@@ -11,17 +10,11 @@ import time
 import pytest
 import torch
 
-from hare_tortoise import presets
+from conftest import smoke
 from hare_tortoise.config import Config
 from hare_tortoise.data import Dataset, streams
 from hare_tortoise.runs import RunStore
 from hare_tortoise.train import Trainer, TrainingDiverged, train
-
-
-def smoke(method="base", **changes) -> Config:
-    preset = presets.get("smoke")
-    config = Config(**preset.config, method=method, method_settings=preset.method_defaults.get(method, {}))
-    return dataclasses.replace(config, **changes)
 
 
 def test_a_run_writes_config_rows_checkpoint_and_summary(tmp_path):

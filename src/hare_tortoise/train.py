@@ -81,6 +81,7 @@ class Trainer:
         self.data = dataset.to(self.device)
         self.inputs = Inputs(dataset.mean, dataset.std, augment=config.augment)
         self.eval_inputs = Inputs(dataset.mean, dataset.std)
+        self.sequence = config.protocol in streams.SEQUENCES  # tasks with tests of their own: the matrix is kept
 
         torch.manual_seed(config.seed)
         self.method = methods.create(config.method, **config.method_settings)
@@ -261,7 +262,7 @@ class Trainer:
         if last or (epoch + 1) % config.eval_every == 0:
             row.update(self._evaluate(phase))
         if last:
-            if config.protocol in streams.SEQUENCES:  # the networks test_acc saw, before the method's phase end
+            if self.sequence:  # the networks test_acc saw, before the method's phase end
                 row.update(self._matrix_row(index, row))
             method.on_phase_end(index, optimizer)
             row["phase_end"] = True
@@ -287,7 +288,7 @@ class Trainer:
     def _evaluate(self, phase: streams.Phase) -> dict:
         """Test accuracy on the phase's own test (`Phase.test`; in a task sequence on `task_test_size` samples of
         it, the matrix's) of the trained network, the one the method reports, and the evaluation-only EMA shadow."""
-        size = self.config.task_test_size if self.config.protocol in streams.SEQUENCES else None
+        size = self.config.task_test_size if self.sequence else None
         hare = self._accuracy(self.model, phase, size)
         reported = self.method.eval_model()
         result = {"test_acc_hare": hare,

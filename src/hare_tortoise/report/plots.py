@@ -28,12 +28,17 @@ def curve(members: list[Run], key: str, x: str | None = None):
     return points, mean, low, high
 
 
+def band(axis, points, mean, low, high, colour, label: str, linestyle: str = "-") -> None:
+    """A mean curve and its interval, shaded."""
+    axis.plot(points, mean, color=colour, linestyle=linestyle, label=label)
+    axis.fill_between(points, low, high, color=colour, alpha=0.15, linewidth=0)
+
+
 def draw(axis, members: list[Run], key: str, colour: str, label: str, linestyle="-", x: str | None = None) -> None:
     """The mean curve of `key` with its 95% Student-t band over seeds."""
     points, mean, low, high = curve(members, key, x)
     if points:
-        axis.plot(points, mean, color=colour, linestyle=linestyle, label=label)
-        axis.fill_between(points, low, high, color=colour, alpha=0.15, linewidth=0)
+        band(axis, points, mean, low, high, colour, label, linestyle)
 
 
 def save(figure, path: pathlib.Path) -> pathlib.Path:

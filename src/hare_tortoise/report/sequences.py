@@ -14,7 +14,7 @@ import torch
 from .. import metrics
 from ..data.streams import SEQUENCES
 from ..stats import mean_interval, t_means
-from .plots import colours, save
+from .plots import band, colours, save
 from .runs import Cell, Run, group, method_actions
 
 # the fresh-network reference of Dohare et al. (Nature 2024): `full_reset` re-initialises every weight at each task
@@ -91,8 +91,7 @@ def _band(axis, values: list[np.ndarray], colour, label: str, linestyle: str = "
     stacked = np.array(values)
     tasks = np.arange(stacked.shape[1])
     mean, low, high = t_means(stacked) if len(stacked) > 1 else (stacked[0], stacked[0], stacked[0])
-    axis.plot(tasks, mean, color=colour, linestyle=linestyle, label=label)
-    axis.fill_between(tasks, low, high, color=colour, alpha=0.15, linewidth=0)
+    band(axis, tasks, mean, low, high, colour, label, linestyle)
 
 
 def sequence_plots(runs: list[Run], out: pathlib.Path) -> list[pathlib.Path]:

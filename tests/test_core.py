@@ -313,6 +313,25 @@ def test_moving_the_model_to_another_device_alone_is_a_clear_error(mlp):
         ht.update()
 
 
+@pytest.mark.parametrize("replace", ["data", "load_assign"])
+def test_an_update_follows_tensors_replaced_after_construction(mlp, replace):
+    # the update works on views of the tensors it collected: a hare whose tensors were re-pointed (`.data = `) or
+    # replaced in the module's table (`load_state_dict(assign=True)`) must be averaged as it is now
+    ht = HareTortoise(mlp, momentum=0.9)
+    ht.update()
+    new = {k: v + 1.0 if v.is_floating_point() else v.clone() for k, v in mlp.state_dict().items()}
+    if replace == "data":
+        for name, tensor in mlp.named_parameters():
+            tensor.data = new[name]
+    else:
+        mlp.load_state_dict(new, assign=True)
+    before = {k: v.clone() for k, v in ht.tortoise.state_dict().items()}
+    ht.update()
+    for name, value in closed_form_after_one_update(mlp, before, 0.9).items():
+        torch.testing.assert_close(ht.tortoise.state_dict()[name], value)
+    ht.reset_hare()
+    assert states_equal(mlp.state_dict(), ht.tortoise.state_dict())
+
 def test_nested_in_a_parent_it_moves_casts_saves_and_stays_in_eval_mode(mlp):
     class Learner(nn.Module):
         def __init__(self, model):

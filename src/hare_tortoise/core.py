@@ -8,6 +8,7 @@ Hare is reset to the Tortoise: it restarts from consolidated knowledge instead o
 from __future__ import annotations
 
 import copy
+import operator
 from typing import Literal
 
 import torch
@@ -95,12 +96,16 @@ class HareTortoise(nn.Module):
             pairs[kind][0].append(t)
             pairs[kind][1].append(h)
         self._pairs = pairs
-        self._slots = [slot for network in (self.tortoise, self.hare) for slot in _tables(network)]
+        # detached views of the same storage: the update needs no autograd context (a few us, much of a small
+        # model's update); a later move or cast re-points the tensors, which `_check_layout` sees and collects again
+        self._views = {kind: ([t.detach() for t in ts], [h.detach() for h in hs]) for kind, (ts, hs) in pairs.items()}
+        slots = [slot for network in (self.tortoise, self.hare) for slot in _tables(network)]
+        self._tables, self._keys = [table for table, _ in slots], [key for _, key in slots]
 
     def _current_addresses(self) -> list[int]:
         """Where each tensor of both networks is now, read through the modules' own tables: a cast or move either
         re-points a tensor (a new address) or puts a new one in the table (`.to("meta")`, `load_state_dict(assign=True)`)."""
-        return [table[key].data_ptr() for table, key in self._slots]
+        return list(map(torch.Tensor.data_ptr, map(operator.getitem, self._tables, self._keys)))
 
     def _check_layout(self) -> None:
         """Follow a move or cast of either network since the last update (any tensor at a new address): collect the
@@ -125,19 +130,15 @@ class HareTortoise(nn.Module):
     def update(self) -> None:
         """tortoise <- momentum * tortoise + (1 - momentum) * hare; call after each optimizer step."""
         self._check_layout()
-        # no autograd to switch off on the hot path (a few us, much of a small model's update): the buffers and the
-        # copied tensors (module buffers) do not require grad; the hare's Parameters, used as such below, do
         if self._flat is not None:
             self._flat[0].buffer.lerp_(self._flat[1].buffer, 1.0 - self.momentum)
         else:
-            with torch.no_grad():
-                torch._foreach_lerp_(*self._pairs["average"], 1.0 - self.momentum)
-        tortoise, hare = self._pairs["copy"]
+            torch._foreach_lerp_(*self._views["average"], 1.0 - self.momentum)
+        tortoise, hare = self._views["copy"]
         if tortoise:
             torch._foreach_copy_(tortoise, hare)
         self.num_updates += 1
 
-    @torch.no_grad()
     def reset_hare(self) -> None:
         """hare <- tortoise, parameters and all buffers, copied in place.
 
@@ -148,8 +149,8 @@ class HareTortoise(nn.Module):
         if self._flat is not None:
             self._flat[1].buffer.copy_(self._flat[0].buffer)
         else:
-            torch._foreach_copy_(self._pairs["average"][1], self._pairs["average"][0])
-        tortoise, hare = self._pairs["copy"]
+            torch._foreach_copy_(self._views["average"][1], self._views["average"][0])
+        tortoise, hare = self._views["copy"]
         if hare:
             torch._foreach_copy_(hare, tortoise)
 

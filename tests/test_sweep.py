@@ -96,3 +96,35 @@ def test_the_sweep_command(tmp_path, capsys):
     assert main(["sweep", "smoke", "--methods", "bogus", "--out", str(tmp_path / "t")]) == 2
     assert "unknown method 'bogus'" in capsys.readouterr().err
     assert main(["sweep", "smoke", "--out", str(tmp_path / "t"), "--workers", "0"]) == 2
+
+
+def test_the_report_draws_a_heat_map_of_a_grid_with_each_cells_mean_over_seeds(tmp_path):
+    import dataclasses
+
+    from conftest import smoke
+    from hare_tortoise.report import load_runs, report
+    from hare_tortoise.report.grid import grid_means, grids
+    from hare_tortoise.train import train
+
+    finals = {}
+    for momentum, every, lr, seeds in ((0.9, 1, 0.01, (1, 2)), (0.9, 2, 0.01, (1,)), (0.99, 1, 0.01, (1,)),
+                                       (0.9, 1, 0.03, (1,))):
+        for seed in seeds:
+            config = dataclasses.replace(smoke("hare_tortoise", seed=seed, lr=lr),
+                                         method_settings={"momentum": momentum, "reset_every_epochs": every})
+            out = tmp_path / f"m{momentum}-k{every}-lr{lr}-s{seed}"
+            train(config, out, progress=False)
+            finals.setdefault((every, momentum, lr), []).append(100 * RunStore(out).summary()["final"]["test_acc"])
+    runs = load_runs([tmp_path])
+    [(key, (axes, members))] = grids(runs).items()
+    assert key == ("mnist1d/mlp/warm_start", "hare_tortoise")
+    assert axes == ["lr", "method.momentum", "method.reset_every_epochs"]
+    means, counts, values = grid_means(members, axes)
+    assert values == [[0.01, 0.03], [0.9, 0.99], [1, 2]] and counts.sum() == 5
+    for (every, momentum, lr), accuracies in finals.items():
+        index = (values[0].index(lr), values[1].index(momentum), values[2].index(every))
+        assert means[index] == pytest.approx(sum(accuracies) / len(accuracies)) and counts[index] == len(accuracies)
+    assert counts[1, 1, 1] == 0 and str(means[1, 1, 1]) == "nan"  # a cell no run filled stays empty
+    _, figures = report([tmp_path], tmp_path / "report")
+    grid = tmp_path / "report" / "mnist1d_mlp_warm_start-hare_tortoise-grid.png"
+    assert grid in figures and grid.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,11 +1,13 @@
 """Reports over run directories or a sweep: tables of final results with intervals over seeds and paired
 differences against `base` (Markdown and CSV), the methods' counters, and plots. One module per job: `runs`
-(loading and grouping), `tables`, `supervised`, `sequences` (task sequences), `rl`, `plots`."""
+(loading and grouping), `tables`, `supervised`, `sequences` (task sequences), `rl`, `plots`, `grid` (heat maps
+of sweep grids)."""
 
 from __future__ import annotations
 
 import pathlib
 
+from .grid import grid_plots
 from .plots import supervised_plots
 from .rl import plots as rl_plots
 from .rl import tables as rl_tables
@@ -58,7 +60,7 @@ def report(directories: list[str | pathlib.Path], out: str | pathlib.Path) -> tu
         cells += rl_cells
         sections += [text, ""]
     write_csv(cells, out / "report.csv")
-    figures = supervised_plots(runs, out) + sequence_plots(runs, out) + rl_plots(runs, out)
+    figures = supervised_plots(runs, out) + sequence_plots(runs, out) + grid_plots(runs, out) + rl_plots(runs, out)
     text = "\n".join(sections).strip()
     body = ["# Report", "", text, ""] + [f"![{p.stem}]({p.name})" for p in figures]
     (out / "report.md").write_text("\n".join(body) + "\n")

@@ -44,7 +44,8 @@ def draw(axis, members: list[Run], key: str, colour: str, label: str, linestyle=
 def save(figure, path: pathlib.Path) -> pathlib.Path:
     import matplotlib.pyplot as plt
 
-    figure.tight_layout()
+    if figure.get_layout_engine() is None:  # a figure laid out as it was made keeps its layout
+        figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path

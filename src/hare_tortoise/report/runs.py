@@ -77,11 +77,23 @@ def mark_variants(runs: list[Run]) -> None:
     for run in runs:
         groups.setdefault((run.setting, run.config["method"]), []).append(run)
     for members in groups.values():
-        flats = [_flat(r.config) for r in members]
-        keys = sorted({k for f in flats for k in f})
-        varying = [k for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1]
-        for run, flat in zip(members, flats):
+        varying = varying_settings(members)
+        for run in members:
+            flat = _flat(run.config)
             run.variant = ",".join(f"{k}={flat.get(k)}" for k in varying)
+
+
+def varying_settings(members: list[Run]) -> list[str]:
+    """The settings (flat names, `method.momentum`) whose values differ between `members`, the seed and the run's
+    place aside: the axes of a sweep grid."""
+    flats = [_flat(r.config) for r in members]
+    keys = sorted({k for f in flats for k in f})
+    return [k for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1]
+
+
+def setting_value(run: Run, key: str):
+    """The value of the flat setting `key` (as `varying_settings` names it) in `run`'s config."""
+    return _flat(run.config).get(key)
 
 
 def load_runs(directories: list[str | pathlib.Path]) -> list[Run]:

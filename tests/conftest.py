@@ -77,3 +77,18 @@ def smoke(method="base", **changes):
     preset = presets.get("smoke")
     config = Config(**preset.config, method=method, method_settings=preset.method_defaults.get(method, {}))
     return dataclasses.replace(config, **changes)
+
+
+def stop_after_first_checkpoint(monkeypatch):
+    """Make a run stop (KeyboardInterrupt, as a kill would) right after it writes its next checkpoint; returns the
+    function that undoes it, so that the run can then be resumed."""
+    from hare_tortoise.runs import RunStore
+
+    original = RunStore.save_checkpoint
+
+    def save_then_stop(self, state):
+        original(self, state)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(RunStore, "save_checkpoint", save_then_stop)
+    return lambda: monkeypatch.setattr(RunStore, "save_checkpoint", original)

@@ -16,11 +16,15 @@ from hare_tortoise.rl.dqn import DQN, DQNConfig
 from hare_tortoise.rl.loop import make_env, train_rl
 from hare_tortoise.runs import RunStore
 
-LOOPS = {"supervised": "smoke", "rl": "rl-smoke"}  # each loop's test preset, which schedules every method to act
+# each loop's test preset, which schedules every method to act; rl_sequence: 4 phases (games) of 1 epoch of 100 steps
+LOOPS = {"supervised": "smoke", "rl": "rl-smoke", "rl_sequence": "rl-sequence-smoke"}
 # the only (method, loop) pairs that may not act, each with the reason its refusal gives
 REFUSED = {("layernorm", "rl"): "layernorm found no BatchNorm layer in Classifier to replace",
+           ("layernorm", "rl_sequence"): "layernorm found no BatchNorm layer in Classifier to replace",
            ("dash", "rl"): "dash shrinks before each new chunk of data; this RL run (minatar/breakout, 300 agent "
-                           "steps) has one phase"}
+                           "steps) has one phase",
+           ("dash", "rl_sequence"): "this RL run (minatar/breakout+freeway, 400 agent steps) has no fixed data per "
+                                    "phase"}
 
 
 @pytest.mark.parametrize("loop", LOOPS)
@@ -39,6 +43,11 @@ def test_every_method_acts_in_every_loop_and_its_rows_say_how_often(name, loop, 
         assert f"{out}: test accuracy" in capsys.readouterr().out and len(rows) == 22
         if name in ("hare_tortoise", "ema"):  # the reported network is the tortoise, not the trained one
             assert any(r["test_acc"] != r["test_acc_hare"] for r in rows if "test_acc" in r)
+    if loop == "rl_sequence":  # the evaluation on both games at the end of every phase
+        ends = [r for r in rows if r.get("phase_end")]
+        assert [(r["step"], r["phase"], r["game"]) for r in ends] == [
+            (100 * (p + 1), p, ("breakout", "freeway")[p % 2]) for p in range(4)]
+        assert all(set(r["game_returns"]) == {"breakout", "freeway"} for r in ends)
     counters = methods.get(name).counters
     for row in rows:
         assert sorted(k for k in row if k.startswith("method/")) == sorted(f"method/{c}" for c in counters)
@@ -63,18 +72,21 @@ def scheduled(method, counter: str, row: dict, rows: list[dict], loop: str) -> i
         return None
     if counter.startswith(("replaced_", "inserted_")):
         return rows[0][f"method/{counter}"]
-    steps = row["updates"] if loop == "rl" else row["step"]
+    steps = row["updates"] if loop.startswith("rl") else row["step"]
+    phase = min(row["step"] // 100, 3) if loop == "rl_sequence" else row.get("phase")  # the phase begun by then
     if counter in ("updates", "perturbed_steps", "projections"):  # every optimizer step
         return steps
     if getattr(method, "at_step", None) is not None:  # once, after that many steps
         return int(steps >= method.at_step)
     if getattr(method, "at_phase", None) is not None:  # once, at the start of that phase
-        return int(row["phase"] >= method.at_phase)
+        return int(phase >= method.at_phase)
     every_steps = getattr(method, "every_steps", None) or getattr(method, "reset_every_steps", None)
     if every_steps is not None:
         return steps // every_steps
     if loop == "rl":  # one phase; an epoch ends every epoch_steps agent steps
         done = [range(row["step"] // 100)]
+    elif loop == "rl_sequence":  # a phase per game, of one epoch; the switch after each phase but the last
+        done = [range(1)] * (row["step"] // 100) + [range(0)] * (phase + 1 - row["step"] // 100)
     else:  # the epochs finished so far, phase by phase
         lengths = {r["phase"]: r["epoch"] + 1 for r in rows}
         done = [range(lengths[p]) for p in range(row["phase"])] + [range(row["epoch"] + 1)]

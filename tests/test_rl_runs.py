@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from conftest import stop_after_first_checkpoint
 from hare_tortoise.cli import main
 from hare_tortoise.presets import resolve
 from hare_tortoise.rl.config import RLConfig
@@ -27,16 +28,10 @@ def test_rl_smoke_runs_every_kind_of_method(method, tmp_path, capsys):
 
 def test_resume_continues_from_the_last_checkpoint_without_repeating_rows(tmp_path, monkeypatch):
     config = resolve("rl-smoke", "hare_tortoise", 1, None, ["steps=400", "checkpoint_every=200"])
-    original = RunStore.save_checkpoint
-
-    def stop_after_first(self, state):
-        original(self, state)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(RunStore, "save_checkpoint", stop_after_first)
+    resume = stop_after_first_checkpoint(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         train_rl(config, tmp_path, progress=False)
-    monkeypatch.setattr(RunStore, "save_checkpoint", original)
+    resume()
     store = RunStore(tmp_path)
     assert [r["step"] for r in store.rows()] == [100, 200] and store.load_checkpoint()["steps"] == 200
     store.append({"step": 300, "note": "written after the checkpoint by a run that was then killed"})

@@ -184,6 +184,19 @@ PRESETS["minatar-dqn-50k"] = Preset(
     "exploration decay halved to match (25k steps)",
     {"env": "minatar", "game": "breakout", "steps": 50_000, "eval_episodes": 30,
      "agent_settings": {"epsilon_decay": 25_000}}, RL_METHODS, kind="rl")
+# continual MinAtar: a phase per game, so the between-phase methods act at each switch to the next game
+SEQUENCE_RL_METHODS = {**RL_METHODS, **{name: {**RL_METHODS[name], "every_steps": None}
+                                        for name in ("shrink_perturb", "shrink_perturb_noise", "head_reset", "full_reset")},
+                       "plasticity_injection": {"at_phase": 1, "at_step": None}}
+PRESETS["minatar-continual"] = Preset(
+    "minatar-continual", "this machine: continual MinAtar / DQN, Space Invaders -> Asterix -> Seaquest (the sequence "
+    "of Tang et al., ICML 2025), 50k agent steps each; the agent is tested on all three at every switch",
+    {"env": "minatar", "games": ("space_invaders", "asterix", "seaquest"), "game_steps": 50_000, "steps": 150_000,
+     "eval_episodes": 30, "agent_settings": {"epsilon_decay": 25_000}}, SEQUENCE_RL_METHODS, kind="rl")
+PRESETS["minatar-cycle"] = Preset(
+    "minatar-cycle", "this machine: continual MinAtar / DQN, the five games in turn, twice, 25k agent steps each",
+    {"env": "minatar", "games": ("asterix", "breakout", "freeway", "seaquest", "space_invaders"), "game_steps": 25_000,
+     "steps": 250_000, "eval_episodes": 30, "agent_settings": {"epsilon_decay": 25_000}}, SEQUENCE_RL_METHODS, kind="rl")
 PRESETS["atari100k-drq"] = Preset(
     "atari100k-drq", "Atari-100k (--env GAME, e.g. pong) / DrQ(eps) as Dopamine configures it, 100k agent steps, "
     "100 evaluation episodes", {"env": "atari100k", "game": "pong", "agent": "drq_eps", "steps": 100_000,
@@ -197,6 +210,16 @@ PRESETS["rl-smoke"] = Preset(
      "plasticity_injection": {"at_phase": None, "at_step": 50},
      **{name: {**RL_METHODS.get(name, {}), "every_steps": 50}
         for name in ("reset", "shrink_perturb", "shrink_perturb_noise", "head_reset", "full_reset")}}, kind="rl")
+
+
+PRESETS["rl-sequence-smoke"] = Preset(
+    "rl-sequence-smoke", "seconds: rl-smoke on Breakout then Freeway (4 and 7 channels), twice, 100 agent steps each",
+    {**PRESETS["rl-smoke"].config, "games": ("breakout", "freeway"), "game_steps": 100, "steps": 400,
+     "task_eval_episodes": 1, "max_episode_steps": 50},
+    {**PRESETS["rl-smoke"].method_defaults, **{name: {**PRESETS["rl-smoke"].method_defaults[name], "every_steps": None}
+                                               for name in ("shrink_perturb", "shrink_perturb_noise", "head_reset",
+                                                            "full_reset")},
+     "plasticity_injection": {"at_phase": 1, "at_step": None}}, kind="rl")
 
 
 def available() -> list[str]:

@@ -4,7 +4,7 @@ A method is a small object whose hooks a training loop calls at fixed points; th
 Every loop of this library (the supervised `Trainer`, the RL loop) and your own one give the hooks one meaning:
 
 - a **phase** is a task: each phase of a supervised protocol (the two halves of a warm start, each chunk of the
-  continual protocol); in RL, one game (an Atari-100k run has one phase);
+  continual protocol); in RL, one game (an Atari-100k run has one phase; a game sequence, one per game played);
 - an **epoch** is one pass over a phase's training data; in RL, a fixed number of agent steps that the run's
   config names (`epoch_steps`);
 - a **step** is one optimizer step (in RL, one update of the online network);
@@ -123,7 +123,7 @@ class Method:
                       loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
         """Called at the start of every phase of a fresh run, before `on_phase_start`, with the phase's training
         data: `batches()` yields (inputs, targets) over all of it, in order and without augmentation, and `loss`
-        is the task loss. The RL loop has one phase and no fixed data, and does not call it."""
+        is the task loss. The RL loop has no fixed data and does not call it."""
 
     def on_phase_start(self, phase: int, optimizer: torch.optim.Optimizer) -> None:
         """Called at the start of every phase (task), with that phase's optimizer; phase 0 is the first."""

@@ -47,6 +47,10 @@ class DASH(Method):
         if len(loop.phase_epochs) < 2:
             raise MethodRefused(f"dash shrinks before each new chunk of data; {loop.phases_text()}, so it would never "
                                 "act: use a protocol of several phases (warm_start, continual, a task sequence)")
+        if loop.outputs == "q_values":
+            raise MethodRefused(f"dash shrinks by the gradient over the next chunk's data, and {loop.name} has no "
+                                "fixed data per phase (an agent's experience comes as it plays): use it in a "
+                                "supervised protocol")
 
     def descent_directions(self, batches, loss) -> dict[nn.Parameter, torch.Tensor]:
         """The running average of the negative gradient over `batches`, per weight and bias of the Linear and

@@ -1,7 +1,7 @@
 """Reports over run directories or a sweep: tables of final results with intervals over seeds and paired
 differences against `base` (Markdown and CSV), the methods' counters, and plots. One module per job: `runs`
-(loading and grouping), `tables`, `supervised`, `sequences` (task sequences), `rl`, `plots`, `grid` (heat maps
-of sweep grids)."""
+(loading and grouping), `tables`, `supervised`, `sequences` (task sequences), `rl`, `rl_sequences` (game
+sequences), `plots`, `grid` (heat maps of sweep grids)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from .grid import grid_plots
 from .plots import supervised_plots
 from .rl import plots as rl_plots
 from .rl import tables as rl_tables
+from .rl_sequences import game_sequence_cells, game_sequence_plots
 from .runs import Cell, Run, load_runs, mark_variants
 from .sequences import sequence_cells, sequence_plots
 from .supervised import averaging_and_resets, largest_fall, supervised_cells
@@ -59,8 +60,18 @@ def report(directories: list[str | pathlib.Path], out: str | pathlib.Path) -> tu
         text, rl_cells = rl_tables(runs)
         cells += rl_cells
         sections += [text, ""]
+        games = game_sequence_cells(runs)
+        cells += games
+        if games:
+            sections += [markdown(games, "Game sequences: the return matrix R[i][j] (after stint i, the return on the "
+                                  "game of stint j), divided by a fresh agent's final return on that game where the "
+                                  "report holds single-game base runs of one stint (÷ fresh; raw returns "
+                                  "otherwise): average return (mean of the last row), backward transfer (Lopez-Paz "
+                                  "& Ranzato 2017), forgetting (Chaudhry et al. 2018), and each stint's own-game "
+                                  "return over the last cycle of games (÷ fresh: the plasticity ratio)."), ""]
     write_csv(cells, out / "report.csv")
-    figures = supervised_plots(runs, out) + sequence_plots(runs, out) + grid_plots(runs, out) + rl_plots(runs, out)
+    figures = supervised_plots(runs, out) + sequence_plots(runs, out) + grid_plots(runs, out) + rl_plots(runs, out) + \
+        game_sequence_plots(runs, out)
     text = "\n".join(sections).strip()
     body = ["# Report", "", text, ""] + [f"![{p.stem}]({p.name})" for p in figures]
     (out / "report.md").write_text("\n".join(body) + "\n")

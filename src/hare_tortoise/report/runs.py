@@ -41,7 +41,7 @@ class Run:
     def setting(self) -> str:
         c = self.config
         if self.is_rl:
-            return f"{c['env']}/{c['game']}/{c['agent']}"
+            return f"{c['env']}/{'>'.join(c['games']) if c.get('games') else c['game']}/{c['agent']}"
         extra = ("+aug" if c["augment"] else "") + (f"+{c['memory']}" if c["protocol"] == "continual" else "")
         return f"{c['dataset']}/{c['model']}/{c['protocol']}{extra}"
 

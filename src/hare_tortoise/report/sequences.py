@@ -79,7 +79,7 @@ def sequence_cells(runs: list[Run]) -> list[Cell]:
     return cells
 
 
-def _nanmean(stacked: np.ndarray) -> np.ndarray:
+def nanmean(stacked: np.ndarray) -> np.ndarray:
     """The mean over the first axis, skipping NaN; NaN where every value is NaN (no warning)."""
     counts = (~np.isnan(stacked)).sum(axis=0)
     with np.errstate(invalid="ignore"):
@@ -127,7 +127,7 @@ def sequence_plots(runs: list[Run], out: pathlib.Path) -> list[pathlib.Path]:
         rows = math.ceil(len(cells) / columns)
         figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3.6 * rows), squeeze=False)
         for axis, (label, members) in zip(axes.flat, cells.items()):
-            mean = _nanmean(np.array([accuracy_matrix(r) for r in members]))
+            mean = nanmean(np.array([accuracy_matrix(r) for r in members]))
             image = axis.imshow(mean, vmin=0, vmax=100, cmap="viridis", interpolation="nearest")
             axis.set(title=f"{label} (mean of {len(members)})", xlabel="tested task j", ylabel="after task i")
             figure.colorbar(image, ax=axis, label="R[i][j], %")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from .. import methods
 from ..config import ConfigError, JsonConfig
@@ -26,7 +27,10 @@ class RLConfig(JsonConfig):
     """One agent on one game under one method; agent.NAME=VALUE sets the agent's settings."""
 
     env: str = "minatar"                 # the environment suite: minatar or atari100k
-    game: str = "breakout"               # one of the suite's games
+    game: str = "breakout"               # one of the suite's games (a sequence: its first game)
+    games: tuple[str, ...] = ()          # continual RL: these games in turn, `game_steps` agent steps each, cycling
+    game_steps: int | None = None        # agent steps per game of `games` (a phase); `steps` in all
+    task_eval_episodes: int = 10         # a sequence: episodes per game of the evaluation at every switch
     agent: str = "dqn"                   # dqn (MinAtar paper settings) or drq_eps (Dopamine's DrQ(eps))
     steps: int = 100_000                 # agent steps of interaction (one update per step after the warm-up)
     epoch_steps: int = 10_000            # agent steps per epoch: epoch-scheduled methods act at the end of each
@@ -50,6 +54,10 @@ class RLConfig(JsonConfig):
         self.check_common()
         if self.env not in GAMES:
             raise ConfigError(f"env={self.env!r} is not one of: {', '.join(GAMES)}")
+        if self.games:
+            self._check_sequence()
+        elif self.game_steps is not None:
+            raise ConfigError("game_steps applies to a game sequence: give games=A,B,... too, or drop game_steps")
         if self.game not in GAMES[self.env]:
             raise ConfigError(f"game={self.game!r} is not a {self.env} game; the games: {', '.join(GAMES[self.env])}")
         if self.agent not in AGENTS:
@@ -67,13 +75,44 @@ class RLConfig(JsonConfig):
             raise ConfigError(str(error)) from None
         return self
 
+    def _check_sequence(self) -> None:
+        """A game sequence: MinAtar games (one action set), whole phases of whole epochs and log intervals; its
+        first game becomes `game`."""
+        if self.env != "minatar":
+            raise ConfigError(f"games= (a game sequence) needs env=minatar, whose games share one action set; "
+                              f"{self.env} games do not")
+        self.games = tuple(game_id(self.env, g) for g in self.games)
+        unknown = [g for g in self.games if g not in GAMES[self.env]]
+        if unknown or len(self.games) < 2:
+            raise ConfigError(f"games={','.join(self.games)}: give two or more of {', '.join(GAMES[self.env])}")
+        if self.game_steps is None or self.game_steps <= 0:
+            raise ConfigError("games= needs game_steps=N, the agent steps of each game before the next")
+        for key, what in (("steps", "the run"), ("game_steps", "a game")):
+            unit = self.game_steps if key == "steps" else math.lcm(self.epoch_steps, self.log_every)
+            if getattr(self, key) % unit:
+                raise ConfigError(f"{key}={getattr(self, key)} must be a multiple of {unit}, so that {what} ends "
+                                  f"where {'a game' if key == 'steps' else 'an epoch and a log interval'} ends")
+        if self.task_eval_episodes <= 0:
+            raise ConfigError(f"task_eval_episodes must be > 0, got {self.task_eval_episodes!r}")
+        self.game = self.games[0]
+
+    def phase_steps(self) -> int:
+        """Agent steps per phase: a game of the sequence, or the whole run on one game."""
+        return self.game_steps if self.games else self.steps
+
+    def phase_game(self, phase: int) -> str:
+        """The game of phase `phase`."""
+        return self.games[phase % len(self.games)] if self.games else self.game
+
     def agent_config(self):
         """The agent's settings dataclass, filled with `agent_settings`."""
         return AGENTS[self.agent].settings(**self.agent_settings)
 
     def loop(self, agent) -> methods.Loop:
-        """What this run is to a method: one phase (the game) of steps // epoch_steps epochs, one optimizer step
-        per agent step after the agent's warm-up, Q-values as outputs."""
-        return methods.Loop(f"this RL run ({self.env}/{self.game}, {self.steps} agent steps)",
-                            phase_epochs=(self.steps // self.epoch_steps,),
+        """What this run is to a method: a phase per game (one for a single game) of phase_steps // epoch_steps
+        epochs, one optimizer step per agent step after the agent's warm-up, Q-values as outputs."""
+        phases = self.steps // self.phase_steps()
+        games = "+".join(self.games) if self.games else self.game
+        return methods.Loop(f"this RL run ({self.env}/{games}, {self.steps} agent steps)",
+                            phase_epochs=(self.phase_steps() // self.epoch_steps,) * phases,
                             steps=max(0, self.steps - agent.replay_start), outputs="q_values", owns_model=True)

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import optim
+from ..errors import InvalidInput
 from ..methods import Method
 from ..tensors import evaluating
 from .augment import drq_augment
@@ -257,7 +258,19 @@ class DQN:
         self.rng.setstate((version, tuple(internal), gauss))
         torch.set_rng_state(state["torch_rng"])
         self.generator.set_state(state["generator"])
-        self._frame, self._return = self.env.reset(), 0.0
+        self.switch_env(self.env)
+
+    def switch_env(self, env) -> None:
+        """Go on in `env` (the next game of a sequence, or the same one after a resume) from a fresh episode; the
+        unfinished episode is dropped, and the replay is cut so that no transition spans the two (the frames of
+        every game of a sequence have one shape: `MinAtar(channels=...)`)."""
+        if tuple(env.frame_shape) != tuple(self.replay.frames.shape[1:]) or env.num_actions != self.env.num_actions:
+            raise InvalidInput(f"the new environment's frames {tuple(env.frame_shape)} and {env.num_actions} actions "
+                               f"differ from the agent's {tuple(self.replay.frames.shape[1:])} and "
+                               f"{self.env.num_actions}: give every game of a sequence the same frame shape")
+        self.env = env
+        self.replay.cut()
+        self._frame, self._return = env.reset(), 0.0
         self._state = FrameStack(self.stack, self._frame)
 
     def run(self, steps: int) -> dict:

@@ -45,6 +45,13 @@ class FrameReplay:
         self.cursor = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
+    def cut(self) -> None:
+        """End the stored stream here without a terminal (the agent moves to another game, or resumes with a fresh
+        episode): the newest step's window is never sampled and the next step starts an episode."""
+        if self.size:
+            self.ends[(self.cursor - 1) % self.capacity] = True
+        self._episode_starts = True
+
     def _index(self, ages: torch.Tensor) -> torch.Tensor:
         """Ring positions of steps given by age (0 = the oldest stored step)."""
         return (self.cursor - self.size + ages) % self.capacity

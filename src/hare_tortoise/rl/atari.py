@@ -77,7 +77,8 @@ class Atari:
         self._rows, self._columns = area_weights(height, settings.size), area_weights(width, settings.size).T
 
     def _frame(self) -> torch.Tensor:
-        pooled = self._screens.max(0).values.float()
+        # amax, not max: max(0) also finds the indices, which took 200 us of a 250 us frame here
+        pooled = self._screens.amax(0).float()
         return (self._rows @ pooled @ self._columns).round_().clamp_(0, 255).to(torch.uint8)
 
     def _grab(self, slot: int) -> None:

@@ -34,7 +34,9 @@ system-deps:
 	fi
 	@if [ "$(REQUIRE_SYSTEM_DEPS)" = 1 ] && [ ! -d $(FASHION_DIR) ]; then echo "error: $(FASHION_DIR) is missing" >&2; exit 1; fi
 
+# lint first (ruff, configured in pyproject.toml): a finding fails the test command before any test runs
 test: $(STAMP) system-deps
+	$(VENV)/bin/ruff check src tests benchmarks examples
 	$(PY) -m pytest -q --durations=5
 
 # The paper's point on MNIST-1D (preset mnist1d-warm; the cold run keeps an EMA shadow): cold, cold EMA, warm,

@@ -9,7 +9,7 @@ import contextlib
 import resource
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 from unittest import mock
 
 

@@ -11,19 +11,20 @@ import itertools
 import statistics
 import tempfile
 import time
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
-from hare_tortoise.presets import resolve
 from hare_tortoise.config import Config
 from hare_tortoise.data import Dataset
 from hare_tortoise.data.batches import Inputs
-from hare_tortoise.nn import models
-from hare_tortoise.runs import RunStore
 from hare_tortoise.flat import FlatGradients
+from hare_tortoise.nn import models
 from hare_tortoise.optim import adamw
+from hare_tortoise.presets import resolve
+from hare_tortoise.runs import RunStore
 from hare_tortoise.train import Trainer, prepare_dataset
 
 

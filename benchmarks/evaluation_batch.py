@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import torch
 
-from hare_tortoise.presets import resolve
 from hare_tortoise.data.batches import Inputs
-from hare_tortoise.nn import models
 from hare_tortoise.evaluation import EVAL_BATCH, accuracy, evaluation_batch
+from hare_tortoise.nn import models
+from hare_tortoise.presets import resolve
 from hare_tortoise.train import prepare_dataset
 
 

@@ -15,19 +15,18 @@ import pathlib
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 
 import torch
 
+from common import steady
 from hare_tortoise import data
 from hare_tortoise.presets import resolve
-from hare_tortoise.data import cifar_writer
 from hare_tortoise.runs import RunStore
 from hare_tortoise.train import Trainer
-
-from common import steady
 
 HERE = pathlib.Path(__file__).resolve().parent
 
@@ -53,8 +52,8 @@ class Utilisation:
 
     def __enter__(self):
         if shutil.which("nvidia-smi"):
-            self.process = subprocess.Popen(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits",
-                                             "-lms", "100"], stdout=subprocess.PIPE, text=True)
+            query = ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits", "-lms", "100"]
+            self.process = subprocess.Popen(query, stdout=subprocess.PIPE, text=True)
             threading.Thread(target=self._read, daemon=True).start()
         return self
 
@@ -112,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         except data.DataError as why:
             data_dir, source = scratch, f"a random CIFAR-10-format archive of {args.random_size[0]:,} + " \
                                         f"{args.random_size[1]:,} images ({why})"
+            sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
+            import cifar_writer  # the tests' archive writer (a fixture, not part of the package)
+
             cifar_writer.random_archive(scratch, "cifar10", *args.random_size)
         variants = [(bf16, compile_) for compile_ in ([False] if args.no_compile else [False, True])
                     for bf16 in (True, False)]
@@ -126,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
                             "images_per_second": timed["train_images"] / steady(timed["epoch_seconds"]),
                             "steady_utilisation": statistics.fmean(busy) if busy else None})
     where = results[0]["device"]
-    print(f"cifar10-cold (ResNet-18, batch 256) + hare_tortoise on {where}, torch {torch.__version__}; data: {source}\n")
+    print(f"cifar10-cold (ResNet-18, batch 256) + hare_tortoise on {where}, torch {torch.__version__}; "
+          f"data: {source}\n")
     print("| bf16 | compile | first epoch (s) | steady epoch (s) | images/s | GPU utilisation (steady epochs) |")
     print("|---|---|---|---|---|---|")
     for r in results:

@@ -13,11 +13,10 @@ import platform
 import torch
 import torch.nn.functional as F
 
+from common import interleaved
 from hare_tortoise import presets
 from hare_tortoise.config import Config
 from hare_tortoise.nn import models
-
-from common import interleaved
 
 SHAPES = {"cifar10": ((3, 32, 32), 10), "cifar100": ((3, 32, 32), 100), "tiny_imagenet": ((3, 64, 64), 200)}
 

@@ -38,7 +38,8 @@ def default_out(names: list[str]) -> pathlib.Path:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description="Run the benchmarks; every figure is a ratio measured in one run.")
-    parser.add_argument("names", nargs="*", metavar="NAME", help=f"benchmarks to run (default all: {', '.join(SUITES)})")
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help=f"benchmarks to run (default all: {', '.join(SUITES)})")
     parser.add_argument("--out", help="where the JSON results go (default: results/latest.json for the whole suite, "
                                       "results/NAME+NAME.json for some of it, so that the suite's record stays whole)")
     args = parser.parse_args(argv)

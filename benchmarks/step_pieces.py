@@ -15,11 +15,11 @@ import torch.nn.functional as F
 
 from hare_tortoise import HareTortoise
 from hare_tortoise import train as training
-from hare_tortoise.presets import resolve
 from hare_tortoise.data.batches import Inputs
-from hare_tortoise.nn import models
-from hare_tortoise.runs import RunStore
 from hare_tortoise.flat import FlatGradients
+from hare_tortoise.nn import models
+from hare_tortoise.presets import resolve
+from hare_tortoise.runs import RunStore
 
 
 def microseconds(function, number: int = 2000) -> float:
@@ -46,7 +46,8 @@ def per_step(config, dataset) -> dict[str, float]:
 
     return {
         "the Tortoise update (HareTortoise.update)": microseconds(ht.update),
-        "gathering and normalising the batch": microseconds(lambda: inputs(dataset.x_train.index_select(0, rows), generator)),
+        "gathering and normalising the batch": microseconds(
+            lambda: inputs(dataset.x_train.index_select(0, rows), generator)),
         "counting correct answers": microseconds(lambda: correct.add_((logits.detach().argmax(1) == y).sum())),
         "summing the loss": microseconds(lambda: loss_sum.add_(loss, alpha=256)),
         "a disabled torch.autocast (no longer entered on the CPU)": microseconds(disabled_autocast),
@@ -64,7 +65,8 @@ def bare_loops(config, dataset, steps: int = 200) -> dict[str, float]:
 
     real = own_batches(config, dataset)
     random = [(torch.randn_like(real[0][0]), torch.randint(0, dataset.num_classes, real[0][1].shape))]
-    loops = {"one random batch": bare_loop(config, dataset, random), "the run's batches": bare_loop(config, dataset, real)}
+    loops = {"one random batch": bare_loop(config, dataset, random),
+             "the run's batches": bare_loop(config, dataset, real)}
     timed = interleaved({name: (lambda train=train: train(steps)) for name, train in loops.items()}, rounds=7)
     return {name: seconds / steps * 1e6 for name, seconds in timed.items()}
 
@@ -100,7 +102,8 @@ def main() -> None:
     for name, (milliseconds, count) in pieces.items():
         print(f"  {milliseconds:7.1f} ms  {name} ({count} calls)")
     norms = torch.tensor(norms)
-    print(f"  the clip at {config.grad_clip} scaled {(norms > config.grad_clip).float().mean():.1%} of {len(norms)} steps "
+    scaled = (norms > config.grad_clip).float().mean()
+    print(f"  the clip at {config.grad_clip} scaled {scaled:.1%} of {len(norms)} steps "
           f"(median gradient norm {norms.median():.2f})")
     print("the bare loop, per step, in turns:")
     for name, value in bare_loops(config, dataset).items():

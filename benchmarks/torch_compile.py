@@ -20,12 +20,11 @@ import time
 
 import torch
 
-from hare_tortoise.presets import resolve
+from common import page_faults, steady
 from hare_tortoise.config import ConfigError
+from hare_tortoise.presets import resolve
 from hare_tortoise.runs import RunStore
 from hare_tortoise.train import Trainer, prepare_dataset
-
-from common import page_faults, steady
 
 
 def compare(preset: str, epochs: int, device: str, scratch: str) -> dict:
@@ -81,8 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|")
     for name in seconds:
         every = " ".join(f"{s:.2f}" for s in seconds[name])
-        print(f"| {name} | {seconds[name][0]:.2f} | {steady_epoch[name]:.3f} | {rows[name]['train_loss']:.6f} | {every} | "
-              f"{sum(measured['faults'][name][1:-1]):,} |")
+        print(f"| {name} | {seconds[name][0]:.2f} | {steady_epoch[name]:.3f} | {rows[name]['train_loss']:.6f} | "
+              f"{every} | {sum(measured['faults'][name][1:-1]):,} |")
     print(f"\ncompiled / eager steady epoch: {steady_epoch['compiled'] / steady_epoch['eager']:.3f}; compilation "
           f"{compilation:.1f} s, {break_even} (the preset trains {preset.epochs} epochs); "
           f"the same final training loss: {'yes' if same else 'no'}")

@@ -5,15 +5,14 @@ layouts, timed in the same turns: the default, which leaves the user's model as 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
+from common import figure, interleaved
 from hare_tortoise import HareTortoise
 from hare_tortoise.nn import models
-
-from common import figure, interleaved
 
 RESET_EVERY = 1960  # the paper's CIFAR-10 reset interval, in steps (10 epochs x 196)
 # (name, input shape, batch): MNIST-1D MLP and Fashion-MNIST CNN at the presets' batch size; ResNet-18 on CIFAR
@@ -33,7 +32,8 @@ def moved_bytes(ht: HareTortoise) -> int:
     """An update reads the tortoise and the hare and writes the tortoise: 3 passes over the averaged tensors,
     2 over the copied ones."""
     average, copied = ht._pairs["average"][0], ht._pairs["copy"][0]
-    return 3 * sum(t.numel() * t.element_size() for t in average) + 2 * sum(t.numel() * t.element_size() for t in copied)
+    size = lambda tensors: sum(t.numel() * t.element_size() for t in tensors)  # noqa: E731
+    return 3 * size(average) + 2 * size(copied)
 
 
 def repeated(function: Callable[[], object], times: int) -> Callable[[], None]:
@@ -97,7 +97,8 @@ def run() -> list[dict]:
                        "% of a training step", False,
                        f"{layout}; {parameters:,} parameters, batch {batch}: update {update * 1e6:.0f} us + reset "
                        f"{reset * 1e6:.0f} us / {RESET_EVERY} steps vs step {step * 1e3:.1f} ms"),
-                figure(f"tortoise_vs_bandwidth{suffix}/{name}", update / bound, 1.5, "x the copy-bandwidth bound", False,
+                figure(f"tortoise_vs_bandwidth{suffix}/{name}", update / bound, 1.5, "x the copy-bandwidth bound",
+                       False,
                        f"{layout}; {moved_bytes(ht) / 2**20:.1f} MiB moved, bound {bound * 1e6:.0f} us at "
                        f"{bandwidth / 1e9:.1f} GB/s; {len(tortoise)} averaged tensors, one lerp over a flat buffer of "
                        f"their size {light['flat'] * 1e6:.0f} us"),

@@ -12,7 +12,6 @@ import pytest
 import torch
 from torch import nn
 
-
 os.environ["HARE_TORTOISE_DATA"] = tempfile.mkdtemp(prefix="hare-tortoise-tests-")
 
 

@@ -1,8 +1,7 @@
 """Tensor-resident batches and augmentation: crops are shifted windows, flips are mirrors, normalisation exact."""
 
-import torch
-
 import pytest
+import torch
 
 from hare_tortoise.data.batches import Inputs, random_crop, random_flip, random_shift, shuffled_batches
 

@@ -9,7 +9,6 @@ import sys
 import pytest
 
 from hare_tortoise.cli import main
-from hare_tortoise.runs import RunStore
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +106,65 @@ def test_the_installed_command_and_python_m():
     assert helped.returncode == 0 and "method.NAME=VALUE" in helped.stdout
     bad = subprocess.run([str(script), "data", "download", "imagenet", "--data-dir", "/tmp"], capture_output=True, text=True)
     assert bad.returncode == 2 and "invalid choice: 'imagenet'" in bad.stderr
+
+
+def test_show_prints_every_key_with_its_value_and_its_help(capsys):
+    assert main(["show", "mnist1d-warm", "--method", "hare_tortoise", "lr=0.01"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "lr = 0.01  # AdamW learning rate (after the warm-up)" in lines
+    assert "method.momentum = 0.995  # m" in lines and "method.reset_every_epochs = 5  # k; None when resetting by steps" in lines
+    # a comment carried on over lines is one line of help; a section heading belongs to no key
+    assert next(line for line in lines if line.startswith("checkpoint_every_seconds")).endswith("results do not depend on it")
+    assert next(line for line in lines if line.startswith("augment")).endswith("images only")
+    assert main(["show", "rl-sequence-smoke", "--method", "base"]) == 0
+    assert "games = breakout,freeway  # continual RL" in capsys.readouterr().out
+
+
+def test_every_key_of_every_config_and_method_has_its_help():
+    import dataclasses
+
+    from hare_tortoise import methods
+    from hare_tortoise.config import Config
+    from hare_tortoise.config_files import field_help
+    from hare_tortoise.rl.agents import AGENTS
+    from hare_tortoise.rl.config import RLConfig
+
+    for cls in [Config, RLConfig, *(a.settings for a in AGENTS.values()), *map(methods.get, methods.available())]:
+        helps = field_help(cls)
+        assert {f.name for f in dataclasses.fields(cls) if f.init} <= set(helps), cls.__name__
+
+
+def test_a_settings_file_sets_a_run_and_the_command_line_wins(tmp_path, capsys):
+    settings = tmp_path / "run.toml"
+    settings.write_text('preset = "smoke"\nmethod = "hare_tortoise"\nseed = 4\nlr = 0.02\n\n'
+                        '[method_settings]\nmomentum = 0.95\nreset_every_epochs = 1\n')
+    out = tmp_path / "run"
+    assert main(["run", "--config", str(settings), "--out", str(out), "--no-progress", "lr=0.03"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert (config["method"], config["seed"], config["lr"]) == ("hare_tortoise", 4, 0.03)
+    assert config["method_settings"].items() >= {"momentum": 0.95, "reset_every_epochs": 1}.items()
+    capsys.readouterr()
+    for text, message in (('preset = "smoke"\nlr = [', "is not valid TOML"), ('preset = "smoke"\nno_such_key = 1\n',
+                          "unknown key 'no_such_key'"), ("lr = 0.1\n", "give a preset")):
+        settings.write_text(text)
+        assert main(["run", "--config", str(settings), "--out", str(tmp_path / "bad")]) == 2
+        assert message in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
+def test_from_repeats_a_run_with_changes_into_a_new_directory(tmp_path, capsys):
+    first = tmp_path / "first"
+    assert main(["run", "smoke", "--method", "hare_tortoise", "--seed", "2", "--out", str(first), "--no-progress",
+                 "lr=0.02", "method.momentum=0.9"]) == 0
+    again = tmp_path / "again"
+    assert main(["run", "--from", str(first), "--out", str(again), "--no-progress", "weight_decay=0.01"]) == 0
+    old, new = (json.loads((d / "config.json").read_text()) for d in (first, again))
+    assert new == {**old, "weight_decay": 0.01}
+    other = tmp_path / "other"
+    assert main(["run", "--from", str(first), "--method", "ema", "--out", str(other), "--no-progress"]) == 0
+    changed = json.loads((other / "config.json").read_text())
+    assert changed["method"] == "ema" and changed["method_settings"] == {} and changed["lr"] == 0.02
+    capsys.readouterr()
+    for argv, message in ((["--from", str(first)], "give --out"), (["smoke", "--from", str(first), "--out", "x"],
+                          "a preset (smoke) cannot be given too"), (["--from", str(tmp_path / "none"), "--out", "x"],
+                          "no config.json there")):
+        assert main(["run", *argv]) == 2 and message in capsys.readouterr().err

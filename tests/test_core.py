@@ -14,7 +14,6 @@ from hare_tortoise import HareTortoise
 from hare_tortoise.tensors import split_buffers
 
 
-
 def train_step(model, optimizer, seed):
     x, y = batch(seed=seed)
     model.train()

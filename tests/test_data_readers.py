@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 import torch
 
+import cifar_writer
 from hare_tortoise import data
-from hare_tortoise.data import DataError, cifar_writer
+from hare_tortoise.data import DataError
 from hare_tortoise.data import download as downloads
 
 

@@ -408,7 +408,7 @@ def test_a_damaged_member_of_a_cifar_archive_is_named_before_a_run_directory_is_
         extracted, damage, tmp_path, capsys):
     import numpy as np
 
-    from hare_tortoise.data import cifar_writer
+    import cifar_writer
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (60, 3, 32, 32), dtype=np.uint8)

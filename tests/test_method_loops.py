@@ -6,12 +6,11 @@ import json
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from hare_tortoise import methods
 from hare_tortoise.cli import main
-from hare_tortoise.presets import resolve
 from hare_tortoise.methods import Loop, MethodRefused
+from hare_tortoise.presets import resolve
 from hare_tortoise.rl.dqn import DQN, DQNConfig
 from hare_tortoise.rl.loop import make_env, train_rl
 from hare_tortoise.runs import RunStore

@@ -8,8 +8,15 @@ import pytest
 
 from hare_tortoise.report import Run, averaging_and_resets, largest_fall, markdown, supervised_cells, write_csv
 from hare_tortoise.rl import scores
-from hare_tortoise.stats import (bootstrap_means, improvement_probability, mean_interval, paired_difference,
-                                 probability_of_improvement, ratio_of_means, t_means)
+from hare_tortoise.stats import (
+    bootstrap_means,
+    improvement_probability,
+    mean_interval,
+    paired_difference,
+    probability_of_improvement,
+    ratio_of_means,
+    t_means,
+)
 
 
 def test_the_interval_of_equal_values_is_that_value_and_one_seed_has_no_interval():

@@ -176,8 +176,8 @@ def test_bf16_autocasts_forward_passes_on_cuda_only(device):
 
 def test_the_evaluation_batch_keeps_a_cpu_batchs_largest_activation_under_8_mb_but_not_under_the_training_batch():
     from hare_tortoise.data.batches import Inputs
-    from hare_tortoise.nn import models
     from hare_tortoise.evaluation import EVAL_BATCH, accuracy, evaluation_batch
+    from hare_tortoise.nn import models
 
     torch.manual_seed(0)
     mlp = models.build("mlp", (40,), 10, 256, "batch")  # 1 KB a sample: 8 MB holds 8,192, so 4,096

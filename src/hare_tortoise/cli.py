@@ -1,18 +1,17 @@
-"""The command line: `hare-tortoise run | sweep | list | report | data download`."""
+"""The command line: `hare-tortoise run | show | sweep | list | report | data download`."""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import pathlib
 import sys
 import traceback
 
-from . import data, methods, presets
+from . import config_files, data, methods, presets
 from .config import ConfigError
-from .errors import InvalidInput
 from .data import streams
+from .errors import InvalidInput
 from .nn import models
 from .presets import resolve
 from .rl.config import RLConfig
@@ -20,10 +19,44 @@ from .rl.config import RLConfig
 EXIT_BUG, EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 1, 2, 3, 130
 
 
+def resolved(args):
+    """The config that `run` and `show` mean: a preset (or a settings file's `preset`) with the method, seed, place
+    and overrides given; or with --from, a run directory's own config with them."""
+    preset, overrides = args.preset, args.overrides
+    if preset and "=" in preset:  # with no preset named, the first key=value lands in its place
+        preset, overrides = None, [preset, *overrides]
+    if args.config:
+        settings = config_files.read_settings_file(args.config)
+        named = settings.pop("preset", None)
+        if preset and named and preset != named:
+            raise ConfigError(f"the preset is {preset} on the command line and {named} in {args.config}: give one")
+        preset = preset or named
+        overrides = config_files.merged(config_files.as_overrides(settings, args.config), overrides)
+    if getattr(args, "from_run", None):
+        if preset:
+            raise ConfigError(f"--from repeats the run in {args.from_run} with changes; a preset ({preset}) "
+                              "cannot be given too: drop one")
+        given = (("method", args.method), ("seed", args.seed), ("data_dir", args.data_dir), ("game", args.env))
+        return config_files.from_run(args.from_run, config_files.merged(
+            [f"{k}={v}" for k, v in given if v is not None], overrides))
+    if not preset:
+        raise ConfigError("give a preset (hare-tortoise list presets), a --config FILE that names one "
+                          "(preset = \"...\"), or --from RUN_DIR")
+    args.preset = preset
+    return resolve(preset, args.method, args.seed, args.data_dir, overrides, args.env)
+
+
+def cmd_show(args) -> int:
+    print(config_files.describe(resolved(args)))
+    return 0
+
+
 def cmd_run(args) -> int:
     from .train import train
 
-    config = resolve(args.preset, args.method, args.seed, args.data_dir, args.overrides, args.env)
+    config = resolved(args)
+    if args.from_run and not args.out:
+        raise ConfigError(f"--from {args.from_run}: give --out, the new run's directory")
     game = f"{config.game}/" if isinstance(config, RLConfig) else ""
     out = pathlib.Path(args.out or f"runs/{args.preset}/{game}{config.method}/seed{config.seed}")
     for path in (out, *out.parents):
@@ -110,20 +143,34 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="hare-tortoise", description="Hare & Tortoise and plasticity experiments.")
     commands = top.add_subparsers(dest="command", required=True)
 
+    def settings_arguments(command, what: str) -> None:
+        command.add_argument("preset", nargs="?", help="a preset name (hare-tortoise list presets)")
+        command.add_argument("--config", help="a settings file (TOML, YAML or JSON, laid out as a run's "
+                             "config.json, with preset = NAME); command-line overrides win")
+        command.add_argument("--method", help="a method name (hare-tortoise list methods); default base")
+        command.add_argument("--seed", type=int, help="random seed (default 0)")
+        command.add_argument("--data-dir", help="where data files are looked for first")
+        command.add_argument("--env", help="the game of an RL preset (e.g. breakout for minatar-dqn; Pong or pong, "
+                             "BankHeist or bank_heist for atari100k-drq)")
+        command.add_argument("--from", dest="from_run", metavar="RUN_DIR",
+                             help=f"{what} the run in RUN_DIR (its config.json) with the changes given")
+        command.add_argument("overrides", nargs="*", metavar="key=value")
+
     run = commands.add_parser("run", help="run (or resume) one experiment", description=(
         "Run PRESET with a method and seed into a run directory; re-running into the same directory resumes it. "
-        "Overrides are key=value (any config key, see `hare-tortoise list presets`), and method.NAME=VALUE."))
-    run.add_argument("preset", help="a preset name (hare-tortoise list presets)")
-    run.add_argument("--method", help="a method name (hare-tortoise list methods); default base")
-    run.add_argument("--seed", type=int, help="random seed (default 0)")
+        "Overrides are key=value (any config key) and method.NAME=VALUE; `hare-tortoise show PRESET` lists every "
+        "key with its value and what it does."))
+    settings_arguments(run, "repeat")
     run.add_argument("--out", help="run directory (default runs/PRESET/METHOD/seedN)")
-    run.add_argument("--data-dir", help="where data files are looked for first")
-    run.add_argument("--env", help="the game of an RL preset (e.g. breakout for minatar-dqn; Pong or pong, "
-                     "BankHeist or bank_heist for atari100k-drq)")
     run.add_argument("--resume", action="store_true", help="continue the run in --out (error if there is none)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
-    run.add_argument("overrides", nargs="*", metavar="key=value")
     run.set_defaults(handler=cmd_run)
+
+    show = commands.add_parser("show", help="print the resolved config of a run, one line of help per key",
+                               description="Print the config that `run` would use for the same arguments: every "
+                               "key with its value and what it does, the method's and agent's settings after it.")
+    settings_arguments(show, "show")
+    show.set_defaults(handler=cmd_show)
 
     sweeping = commands.add_parser("sweep", help="run a grid of methods x seeds (x games x overrides)", description=(
         "Expand PRESET over --methods, --seeds, --env games and every override written key=v1,v2, and run the grid "
@@ -168,10 +215,11 @@ def main(argv: list[str] | None = None) -> int:
     top = parser()
     args, extra = top.parse_known_args(argv)
     # key=value overrides may stand anywhere after the preset, also after options such as --method
-    unknown = [e for e in extra if args.command not in ("run", "sweep") or "=" not in e or e.startswith("-")]
+    takes = ("run", "show", "sweep")
+    unknown = [e for e in extra if args.command not in takes or "=" not in e or e.startswith("-")]
     if unknown:
         top.error(f"unrecognized arguments: {' '.join(unknown)}")
-    if args.command in ("run", "sweep"):
+    if args.command in takes:
         args.overrides += extra
     try:
         return args.handler(args)

@@ -24,7 +24,7 @@ class JsonConfig:
 
     def check_common(self) -> None:
         """Refuse a seed torch cannot take and any number that is not finite, including the settings groups'."""
-        seed = getattr(self, "seed")
+        seed = self.seed
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
             raise ConfigError(f"seed must be an integer in [0, 2**63), got {seed!r}")
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -84,9 +84,9 @@ class Config(JsonConfig):
     norm: str | None = None             # batch, layer or none (None: the model's default)
     activation: str = "relu"            # relu or crelu
     # optimisation: AdamW, rebuilt at every phase, linear warm-up then constant learning rate
-    lr: float = 1e-3
-    weight_decay: float = 1e-3
-    batch_size: int = 256
+    lr: float = 1e-3                    # AdamW learning rate (after the warm-up)
+    weight_decay: float = 1e-3          # AdamW's decoupled weight decay
+    batch_size: int = 256               # training samples per optimizer step
     grad_clip: float | None = 0.5       # global gradient-norm clip (None: off)
     warmup_fraction: float = 0.1        # share of each phase's steps with a linear warm-up from 0
     # method
@@ -96,17 +96,18 @@ class Config(JsonConfig):
     # evaluation
     eval_every: int = 1                 # evaluate every this many epochs (and always at the last epoch of a phase)
     checkpoint_every_seconds: float = 30.0  # a checkpoint after the first epoch that ends this long after the last
-    #                                     one, and at every phase end (0: after every epoch); results do not depend on it
+    #                                     one, and at every phase end (0: after every epoch); results do not
+    #                                     depend on it
     probe_size: int = 512               # training samples on which plasticity metrics are measured at phase ends
     task_test_size: int | None = 500    # task sequences: test samples per task, in test_acc and the matrix (None: all)
     matrix_tasks: int | None = 5        # task sequences: earlier tasks tested after each one, spread evenly (None: all)
     # execution
-    seed: int = 0
+    seed: int = 0                       # seeds the model, the data order, the label noise and the methods
     device: str = "auto"                # auto (cuda if available), cpu, cuda, cuda:N
     compile: bool = False               # torch.compile the model (pays off on GPUs, rarely on CPU)
     bf16: bool = True                   # bf16 autocast of forward passes on CUDA (weights stay float32); CPU: float32
 
-    def validate(self) -> "Config":
+    def validate(self) -> Config:
         """Check every value; raise ConfigError naming the first bad one and what is allowed."""
         self.check_common()
         choices = {"dataset": data.available(), "protocol": sorted(streams.PROTOCOLS), "model": models.available(),
@@ -177,7 +178,8 @@ def _parse(text: str, annotation, key: str):
         try:
             return annotation(text)
         except ValueError:
-            raise ConfigError(f"{key} must be {'an integer' if annotation is int else 'a number'}, got {text!r}") from None
+            kind = "an integer" if annotation is int else "a number"
+            raise ConfigError(f"{key} must be {kind}, got {text!r}") from None
     return text
 
 
@@ -195,7 +197,8 @@ def apply_overrides(config, overrides: list[str]):
             raise ConfigError(f"{key} is given twice ({seen[key]}, {item}): give it once")
         seen[key] = item
     changes = {}
-    valid = ", ".join(sorted(set(hints) - groups)) + ", " + ", ".join(f"{p}.<setting>" for p in config.settings_classes())
+    valid = (", ".join(sorted(set(hints) - groups)) + ", "
+             + ", ".join(f"{p}.<setting>" for p in config.settings_classes()))
     for key, _, text in plain:
         if "." not in key:
             if key not in hints or key in groups:

@@ -14,9 +14,9 @@ from typing import Literal
 import torch
 from torch import nn
 
+from .errors import InvalidInput
 from .flat import FlatTensors
 from .tensors import unwrap
-from .errors import InvalidInput
 
 
 def check_momentum(momentum: float) -> None:
@@ -56,25 +56,31 @@ class HareTortoise(nn.Module):
 
     def __init__(
         self,
-        hare: nn.Module,                          # the network trained by the optimizer (DDP/compile wrappers are unwrapped)
+        hare: nn.Module,                          # the network trained by the optimizer (DDP/compile wrappers
+        #                                           are unwrapped)
         momentum: float = 0.999,                  # m in tortoise <- m * tortoise + (1 - m) * hare; the paper's 0.999
         reset_every: int | None = None,           # step(): reset the hare every this many updates; None: never
-        buffers: Literal["ema", "copy"] = "ema",  # floating buffers (BN statistics): averaged as in the paper, or copied
+        buffers: Literal["ema", "copy"] = "ema",  # floating buffers (BN statistics): averaged as in the paper,
+        #                                           or copied
         share_storage: bool = False,              # lay each network's averaged tensors in one buffer (see above)
     ):
         super().__init__()
         check_momentum(momentum)
-        if reset_every is not None and (isinstance(reset_every, bool) or not isinstance(reset_every, int) or reset_every < 1):
-            raise InvalidInput(f"reset_every must be an integer >= 1 (updates between resets) or None, got {reset_every!r}")
+        if reset_every is not None and (isinstance(reset_every, bool) or not isinstance(reset_every, int)
+                                        or reset_every < 1):
+            raise InvalidInput(f"reset_every must be an integer >= 1 (updates between resets) or None, "
+                               f"got {reset_every!r}")
         if buffers not in ("ema", "copy"):
-            raise InvalidInput(f"buffers must be 'ema' (average BN statistics, as the paper) or 'copy', got {buffers!r}")
+            raise InvalidInput(f"buffers must be 'ema' (average BN statistics, as the paper) or 'copy', "
+                               f"got {buffers!r}")
         hare = unwrap(hare)
         if not any(True for _ in hare.parameters()):
             raise InvalidInput(f"the hare must have parameters to average; {type(hare).__name__} has none")
         for name, param in hare.named_parameters():
             if not param.is_floating_point():
                 raise InvalidInput(f"the hare's parameter {name} is {param.dtype}: an average of integers is no "
-                                   "integer, so HareTortoise needs floating-point parameters (keep integers in buffers)")
+                                   "integer, so HareTortoise needs floating-point parameters (keep integers in "
+                                   "buffers)")
         object.__setattr__(self, "hare", hare)  # not a submodule: the caller's model stays the caller's
         self.momentum = momentum
         self.reset_every = reset_every
@@ -92,7 +98,8 @@ class HareTortoise(nn.Module):
         """(tortoise, hare) tensor lists: 'average' gets the EMA, 'copy' is copied on update; and where each lives."""
         pairs = {"average": ([], []), "copy": ([], [])}
         for (_, t), (_, h) in zip(_named_tensors(self.tortoise), _named_tensors(self.hare)):
-            kind = "average" if isinstance(h, nn.Parameter) or (h.is_floating_point() and self.buffers == "ema") else "copy"
+            averaged = isinstance(h, nn.Parameter) or (h.is_floating_point() and self.buffers == "ema")
+            kind = "average" if averaged else "copy"
             pairs[kind][0].append(t)
             pairs[kind][1].append(h)
         self._pairs = pairs
@@ -104,7 +111,8 @@ class HareTortoise(nn.Module):
 
     def _current_addresses(self) -> list[int]:
         """Where each tensor of both networks is now, read through the modules' own tables: a cast or move either
-        re-points a tensor (a new address) or puts a new one in the table (`.to("meta")`, `load_state_dict(assign=True)`)."""
+        re-points a tensor (a new address) or puts a new one in the table (`.to("meta")`,
+        `load_state_dict(assign=True)`)."""
         return list(map(torch.Tensor.data_ptr, map(operator.getitem, self._tables, self._keys)))
 
     def _check_layout(self) -> None:
@@ -172,7 +180,7 @@ class HareTortoise(nn.Module):
         """The Tortoise's output: the network the paper evaluates."""
         return self.tortoise(*args, **kwargs)
 
-    def train(self, mode: bool = True) -> "HareTortoise":
+    def train(self, mode: bool = True) -> HareTortoise:
         """The Tortoise stays in eval mode (its BN statistics come from the Hare, never from its own forwards), so a
         parent module's `.train()` leaves it alone."""
         self.training = mode
@@ -183,8 +191,10 @@ class HareTortoise(nn.Module):
         leaves the Tortoise as it was (torch's own would copy the tensors that fit, then raise)."""
         own = self.state_dict()
         missing, unexpected = sorted(own.keys() - state_dict.keys()), sorted(state_dict.keys() - own.keys())
-        mismatched = [f"{k} {tuple(state_dict[k].shape)} (here {tuple(own[k].shape)})" for k in own.keys() & state_dict.keys()
-                      if torch.is_tensor(own[k]) and torch.is_tensor(state_dict[k]) and own[k].shape != state_dict[k].shape]
+        mismatched = [f"{k} {tuple(state_dict[k].shape)} (here {tuple(own[k].shape)})"
+                      for k in own.keys() & state_dict.keys()
+                      if torch.is_tensor(own[k]) and torch.is_tensor(state_dict[k])
+                      and own[k].shape != state_dict[k].shape]
         problems = ([f"missing {', '.join(missing)}"] if strict and missing else []) + \
                    ([f"unexpected {', '.join(unexpected)}"] if strict and unexpected else []) + \
                    ([f"other shapes: {', '.join(sorted(mismatched))}"] if mismatched else [])
@@ -211,7 +221,8 @@ def _named_tensors(model: nn.Module):
 
 
 def _tables(model: nn.Module) -> list[tuple[dict, str]]:
-    """(the module's own table, key) of every tensor, in `_named_tensors` order: where a cast or move puts the new one."""
+    """(the module's own table, key) of every tensor, in `_named_tensors` order: where a cast or move puts the new
+    one."""
     slots, seen = [], set()
     for table in ("_parameters", "_buffers"):
         for module in model.modules():

@@ -42,7 +42,7 @@ class World:
         return self.rank == 0
 
     @classmethod
-    def from_environment(cls, device: torch.device) -> "World":
+    def from_environment(cls, device: torch.device) -> World:
         """The world torchrun describes (WORLD_SIZE, RANK, LOCAL_RANK); joins its process group, NCCL for CUDA
         and gloo for CPU. Without torchrun, a world of one."""
         size = int(os.environ.get("WORLD_SIZE", "1"))

@@ -13,7 +13,6 @@ from .data.batches import Inputs
 from .data.streams import Phase
 from .tensors import evaluating
 
-
 EVAL_BATCH = 4096
 EVAL_ACTIVATION_BYTES = 8 * 2**20  # on the CPU, see evaluation_batch
 

@@ -8,16 +8,16 @@ R[i][j] = test accuracy on task j after training on task i (NaN where it was not
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .tensors import buffers_preserved, global_norm, unwrap
-from .nn.layers import CReLU
-from .tracing import ACTIVATIONS, Call, outputs_index, trace, unit_dim
 from .errors import InvalidInput
+from .nn.layers import CReLU
+from .tensors import buffers_preserved, global_norm, unwrap
+from .tracing import ACTIVATIONS, Call, outputs_index, trace, unit_dim
 
 # whose outputs the unit metrics measure: activations, and CReLU (each of its halves a unit; none can be dead)
 UNIT_LAYERS = (*ACTIVATIONS, CReLU)
@@ -71,7 +71,7 @@ def approximate_rank(features: torch.Tensor, threshold: float = 0.99) -> int:
 def stable_rank(features: torch.Tensor) -> float:
     """||F||_F^2 / ||F||_2^2 = sum_i sigma_i^2 / sigma_max^2 (Rudelson & Vershynin 2007). 0 for a zero matrix."""
     s = _singular_values(features)
-    return 0.0 if s[0] == 0 else float((s.square().sum() / s[0].square()))
+    return 0.0 if s[0] == 0 else float(s.square().sum() / s[0].square())
 
 
 def unit_scores(activations: torch.Tensor, unit_dim: int = -1) -> torch.Tensor:
@@ -119,8 +119,8 @@ def activation_calls(model: nn.Module, calls: list[Call]) -> list[Call]:
     (dormant and zero-activation fractions) would be missing without a word."""
     found = [call for call in calls if isinstance(call.module, UNIT_LAYERS)]
     if not found:
-        raise InvalidInput(f"no activation was seen in a forward pass of {type(unwrap(model)).__name__}: the dormant and "
-                         "zero-activation fractions need activation modules (nn.ReLU, nn.GELU, ...) or functional "
+        raise InvalidInput(f"no activation was seen in a forward pass of {type(unwrap(model)).__name__}: the dormant "
+                         "and zero-activation fractions need activation modules (nn.ReLU, nn.GELU, ...) or functional "
                          "activations (F.relu, torch.relu, x.relu(), F.gelu, ...)")
     return found
 

@@ -13,8 +13,8 @@ import dataclasses
 
 from . import methods
 from .config import Config, ConfigError, apply_overrides
-from .rl.config import RLConfig, game_id
 from .errors import InvalidInput
+from .rl.config import RLConfig, game_id
 
 PAPER_EMA_STEPS = 1 / (1 - 0.999)   # 1,000 steps
 PAPER_RESET_STEPS = 10 * 196        # 10 epochs of CIFAR-10 (50,000 / 256 steps)
@@ -57,7 +57,8 @@ PAPER_PROTOCOLS = {
     "cold": ({"protocol": "cold"}, "cold start on the full clean set, 100 epochs"),
     "warm": ({"protocol": "warm_start"}, "warm start: 10% with 50% noise for 1000 epochs, then 100% for 111"),
     "warm-aug": ({"protocol": "warm_start", "augment": True}, "warm start with crop+flip augmentation"),
-    "continual": ({"protocol": "continual", "augment": True}, "continual: 10 chunks, accumulating, paper noise schedule"),
+    "continual": ({"protocol": "continual", "augment": True},
+                  "continual: 10 chunks, accumulating, paper noise schedule"),
     "continual-replay": ({"protocol": "continual", "augment": True, "memory": "replay", "replay_size": 5000},
                          "continual with a 5,000-sample replay buffer"),
 }
@@ -96,8 +97,8 @@ for name, config, what, measured in [
                            _averaging(0.995, 5, crelu_scope="all"), measured)
 
 for name, config, what, measured in [
-    ("fashion-cold", {**FASHION, "protocol": "cold", "ema_shadow": 0.975}, "cold start, with an evaluation-only EMA shadow",
-     "613 s on one thread, seed 1, 2026-11-23"),
+    ("fashion-cold", {**FASHION, "protocol": "cold", "ema_shadow": 0.975},
+     "cold start, with an evaluation-only EMA shadow", "613 s on one thread, seed 1, 2026-11-23"),
     ("fashion-warm", {**FASHION, "protocol": "warm_start"}, "warm start (200 + 22 epochs)",
      "1,127 s (base) and 1,514 s (hare_tortoise) on one thread, seed 1, 2026-11-23"),
     ("fashion-warm-aug", {**FASHION, "protocol": "warm_start", "augment": True}, "warm start with augmentation", ""),
@@ -186,7 +187,8 @@ PRESETS["minatar-dqn-50k"] = Preset(
      "agent_settings": {"epsilon_decay": 25_000}}, RL_METHODS, kind="rl")
 # continual MinAtar: a phase per game, so the between-phase methods act at each switch to the next game
 SEQUENCE_RL_METHODS = {**RL_METHODS, **{name: {**RL_METHODS[name], "every_steps": None}
-                                        for name in ("shrink_perturb", "shrink_perturb_noise", "head_reset", "full_reset")},
+                                        for name in ("shrink_perturb", "shrink_perturb_noise", "head_reset",
+                                                     "full_reset")},
                        "plasticity_injection": {"at_phase": 1, "at_step": None}}
 PRESETS["minatar-continual"] = Preset(
     "minatar-continual", "this machine: continual MinAtar / DQN, Space Invaders -> Asterix -> Seaquest (the sequence "
@@ -196,7 +198,9 @@ PRESETS["minatar-continual"] = Preset(
 PRESETS["minatar-cycle"] = Preset(
     "minatar-cycle", "this machine: continual MinAtar / DQN, the five games in turn, twice, 25k agent steps each",
     {"env": "minatar", "games": ("asterix", "breakout", "freeway", "seaquest", "space_invaders"), "game_steps": 25_000,
-     "steps": 250_000, "eval_episodes": 30, "agent_settings": {"epsilon_decay": 25_000}}, SEQUENCE_RL_METHODS, kind="rl")
+     "epoch_steps": 5_000,
+     "steps": 250_000, "eval_episodes": 30, "agent_settings": {"epsilon_decay": 25_000}}, SEQUENCE_RL_METHODS,
+    kind="rl")
 PRESETS["atari100k-drq"] = Preset(
     "atari100k-drq", "Atari-100k (--env GAME, e.g. pong) / DrQ(eps) as Dopamine configures it, 100k agent steps, "
     "100 evaluation episodes", {"env": "atari100k", "game": "pong", "agent": "drq_eps", "steps": 100_000,
@@ -273,7 +277,8 @@ def resolve(preset_name: str, method: str | None, seed: int | None, data_dir: st
     kind = RLConfig if preset.kind == "rl" else Config
     if env is not None and preset.kind != "rl":
         raise ConfigError(f"--env picks the game of an RL preset; {preset_name} is not one")
-    config = kind(**{**preset.config, "method": method, "method_settings": dict(preset.method_defaults.get(method, {}))})
+    settings = dict(preset.method_defaults.get(method, {}))
+    config = kind(**{**preset.config, "method": method, "method_settings": settings})
     if preset.kind == "rl":
         place = (("seed", seed), ("game", None if env is None else game_id(config.env, env)))
     else:

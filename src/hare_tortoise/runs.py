@@ -15,7 +15,8 @@ import json
 import os
 import pathlib
 import sys
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import torch
 

@@ -145,6 +145,7 @@ def probability_of_improvement(treated: dict[int, float], control: dict[int, flo
     rng = np.random.default_rng(seed)
     xs = np.asarray(x)[rng.integers(0, len(x), size=(reps, len(x)))]
     ys = np.asarray(y)[rng.integers(0, len(y), size=(reps, len(y)))]
-    wins = (xs[:, :, None] > ys[:, None, :]).mean(axis=(1, 2)) + 0.5 * (xs[:, :, None] == ys[:, None, :]).mean(axis=(1, 2))
+    wins = ((xs[:, :, None] > ys[:, None, :]).mean(axis=(1, 2))
+            + 0.5 * (xs[:, :, None] == ys[:, None, :]).mean(axis=(1, 2)))
     low, high = np.percentile(wins, _tails(level))
     return Interval(point, float(low), float(high), min(len(x), len(y)), "bootstrap")

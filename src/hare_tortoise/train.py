@@ -193,7 +193,8 @@ class Trainer:
                     self.last_checkpoint = time.perf_counter()
                 bar.update(1)
                 bar.set_postfix_str(f"{self.phases[index].name} ep {epoch} loss {row['train_loss']:.3f} "
-                                    f"acc {row['train_acc']:.3f}" + (f" test {row['test_acc']:.3f}" if "test_acc" in row else ""))
+                                    f"acc {row['train_acc']:.3f}"
+                                    + (f" test {row['test_acc']:.3f}" if "test_acc" in row else ""))
         bar.close()
         self.world.barrier()  # rank 0 has written every row
         finals = [r for r in self.store.rows() if r.get("phase_end")]
@@ -253,9 +254,9 @@ class Trainer:
         train_loss = self.world.sum(loss_sum).item() / len(indices)
         if not math.isfinite(train_loss):
             raise TrainingDiverged(
-                f"the training loss became {train_loss} in phase {index} ({phase.name}), epoch {epoch}; the run stopped. "
-                f"{self.store.dir} keeps its config, metrics and its last checkpoint (from before the NaN). Lower lr "
-                "(or enable grad_clip) and start a new run directory.")
+                f"the training loss became {train_loss} in phase {index} ({phase.name}), epoch {epoch}; the run "
+                f"stopped. {self.store.dir} keeps its config, metrics and its last checkpoint (from before the NaN). "
+                "Lower lr (or enable grad_clip) and start a new run directory.")
         row = {"phase": index, "phase_name": phase.name, "epoch": epoch, "step": self.step, "lr": lr,
                "train_loss": train_loss, "train_acc": self.world.sum(correct).item() / len(indices)}
         last = epoch == phase.epochs - 1

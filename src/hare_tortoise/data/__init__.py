@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
+from ..errors import InvalidInput
 from .cifar import load_cifar
 from .dataset import DataError, Dataset
 from .idx import load_fashion_mnist
 from .imagefolder import load_imagefolder
 from .mnist1d import load_mnist1d
 from .tiny_imagenet import load_tiny_imagenet
-from ..errors import InvalidInput
 
 SOURCES: dict[str, Callable[..., Dataset]] = {
     "mnist1d": load_mnist1d,

@@ -60,7 +60,8 @@ class Inputs:
             elif x.dim() == 4:
                 x = random_flip(random_crop(x, self.crop_padding, generator), generator)
             else:
-                raise InvalidInput(f"augmentation needs images (n, c, h, w) or 1-D signals (n, length), got {tuple(x.shape)}")
+                raise InvalidInput("augmentation needs images (n, c, h, w) or 1-D signals (n, length), "
+                                   f"got {tuple(x.shape)}")
         if self.mean is not None:
             x = (x - self.mean.to(x.device)) / self.std.to(x.device)
         if permutation is not None:

@@ -76,7 +76,8 @@ def load_cifar(name: str, data_dir=None) -> Dataset:
             data, labels = batch.get(b"data"), batch.get(label_key)
             if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072 \
                     or labels is None or len(labels) != len(data):
-                raise DataError(f"{path}:{member} does not hold CIFAR data (uint8 N x 3072 and {len(data) if data is not None else 0} labels)")
+                labels = len(data) if data is not None else 0
+                raise DataError(f"{path}:{member} does not hold CIFAR data (uint8 N x 3072 and {labels} labels)")
             xs.append(torch.from_numpy(data.reshape(-1, 3, 32, 32).copy()))
             ys.append(torch.as_tensor(list(labels), dtype=torch.int64))
         return torch.cat(xs), torch.cat(ys)

@@ -27,7 +27,7 @@ class Dataset:
 
     @classmethod
     def of(cls, x_train, y_train, x_test, y_test, num_classes: int | None = None, name: str = "custom",
-           mean=None, std=None) -> "Dataset":
+           mean=None, std=None) -> Dataset:
         """A dataset from a user's own tensors or numpy arrays: images as uint8 (N, C, H, W) (give mean/std per
         channel of the [0, 1]-scaled pixels) or any float inputs (N, ...) used as they are; integer labels."""
         x_train, x_test = torch.as_tensor(x_train), torch.as_tensor(x_test)
@@ -36,7 +36,8 @@ class Dataset:
             raise InvalidInput(f"inputs and labels differ in length: {len(x_train)}/{len(y_train)} train, "
                              f"{len(x_test)}/{len(y_test)} test")
         if x_train.shape[1:] != x_test.shape[1:]:
-            raise InvalidInput(f"train and test inputs differ in shape: {tuple(x_train.shape[1:])} and {tuple(x_test.shape[1:])}")
+            raise InvalidInput(f"train and test inputs differ in shape: {tuple(x_train.shape[1:])} and "
+                               f"{tuple(x_test.shape[1:])}")
         if x_train.dtype != torch.uint8:
             x_train, x_test = x_train.float(), x_test.float()
         classes = num_classes or int(max(y_train.max(), y_test.max())) + 1
@@ -52,7 +53,7 @@ class Dataset:
     def is_image(self) -> bool:
         return self.x_train.dim() == 4
 
-    def to(self, device: torch.device | str) -> "Dataset":
+    def to(self, device: torch.device | str) -> Dataset:
         """The same dataset with every tensor on `device` (the whole dataset lives there, batches are slices)."""
         moved = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         for key in ("x_train", "y_train", "x_test", "y_test"):

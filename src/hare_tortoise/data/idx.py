@@ -29,7 +29,8 @@ def read_idx(path: pathlib.Path) -> torch.Tensor:
     shape = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
     expected = header + int(torch.tensor(shape).prod())
     if len(raw) != expected:
-        raise DataError(f"{path} is truncated or corrupt: header says {expected} bytes, file has {len(raw)}. {HOW_TO_GET}")
+        raise DataError(f"{path} is truncated or corrupt: header says {expected} bytes, file has {len(raw)}. "
+                        f"{HOW_TO_GET}")
     return torch.frombuffer(bytearray(raw[header:]), dtype=torch.uint8).reshape(shape)
 
 

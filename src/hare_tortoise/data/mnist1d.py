@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .dataset import DEFAULT_CACHE, Dataset, read_cache, search_dirs, write_cache
 from ..errors import InvalidInput
+from .dataset import DEFAULT_CACHE, Dataset, read_cache, search_dirs, write_cache
 
 
 def load_mnist1d(train_size: int = 4000, test_size: int = 1000, seed: int = 42, data_dir=None) -> Dataset:

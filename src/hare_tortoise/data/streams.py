@@ -99,7 +99,8 @@ def continual(y, num_classes, num_features, epochs, generator, chunks: int = 10,
         if memory == "replay" and len(earlier) > replay_size:
             earlier = earlier[torch.randperm(len(earlier), generator=generator)[:replay_size]]
         indices = torch.cat([earlier, parts[k]])
-        phases.append(Phase(f"chunk{k}", indices, corrupt(y[indices], noise_schedule[k], num_classes, generator), epochs))
+        labels = corrupt(y[indices], noise_schedule[k], num_classes, generator)
+        phases.append(Phase(f"chunk{k}", indices, labels, epochs))
     return phases
 
 

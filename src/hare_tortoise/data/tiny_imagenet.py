@@ -81,7 +81,8 @@ def load_tiny_imagenet(data_dir=None) -> Dataset:
         val = [line.split("\t")[:2] for line in annotations if line.strip()]
         y_test = torch.tensor([classes[wnid] for _, wnid in val])
     except (KeyError, IndexError) as error:
-        raise DataError(f"{path}: a class or annotation line does not match wnids.txt ({error}). {HOW_TO_GET}") from None
+        raise DataError(f"{path}: a class or annotation line does not match wnids.txt ({error}). "
+                        f"{HOW_TO_GET}") from None
     if not train or not val:
         raise DataError(f"{path} holds no training or validation images. {HOW_TO_GET}")
     tensors = {"x": _decode(source, train), "y": y_train,

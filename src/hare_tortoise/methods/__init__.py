@@ -5,8 +5,18 @@ The hook protocol (what a phase, an epoch and a step are in every loop), the cou
 that would not act, with a complete training loop that calls every hook, are in `methods.base`.
 """
 
-from . import (architecture, averaging, continual_backprop, dash, injection, normalize_project,  # noqa: F401
-               redo, regularizers, resets, sam)  # each registers its methods
+from . import (  # noqa: F401
+               architecture,
+               averaging,
+               continual_backprop,
+               dash,
+               injection,
+               normalize_project,
+               redo,  # each registers its methods
+               regularizers,
+               resets,
+               sam,
+)
 from .base import Loop, Method, MethodRefused, available, create, describe, get, register
 
 __all__ = ["Loop", "Method", "MethodRefused", "available", "create", "describe", "get", "register"]

@@ -1,4 +1,5 @@
-"""Architectural methods: CReLU activations and LayerNorm in place of BatchNorm (baselines of the paper, docs/METHODS.md).
+"""Architectural methods: CReLU activations and LayerNorm in place of BatchNorm (baselines of the paper,
+docs/METHODS.md).
 
 They act once, in `prepare_model`, before the optimizer and the other methods see the model. They rewrite
 modules in place, so they work on any model built from standard layers, ours or a user's.
@@ -11,9 +12,9 @@ from typing import Literal
 
 from torch import nn
 
+from ..errors import InvalidInput
 from ..nn.surgery import use_crelu
 from .base import Method, register
-from ..errors import InvalidInput
 
 
 @register
@@ -44,7 +45,8 @@ class CReLUMethod(Method):
         root = model.head if self.scope == "head" else model
         self.counts["replaced_activations"] = use_crelu(root)
         if self.counts["replaced_activations"] == 0:
-            raise InvalidInput(f"crelu found no `Linear/Conv [, norm], ReLU` run inside an nn.Sequential of {type(root).__name__}")
+            raise InvalidInput("crelu found no `Linear/Conv [, norm], ReLU` run inside an nn.Sequential of "
+                               f"{type(root).__name__}")
         return model
 
 

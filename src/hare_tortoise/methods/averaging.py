@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core import HareTortoise, check_momentum
-from .base import Loop, Method, check_acts, check_one_schedule, register
 from ..errors import InvalidInput
+from .base import Loop, Method, check_acts, check_one_schedule, register
 
 
 @register
@@ -118,7 +118,7 @@ class HareTortoiseMethod(EMA):
     exclusive_settings = (("reset_every_epochs", "reset_every_steps"),)  # setting one alone unsets the other
     reset_every_epochs: int | None = 10   # k; None when resetting by steps
     reset_every_steps: int | None = None  # reset after every this many optimizer steps instead of by epochs
-    first_reset: Literal["after_first_epoch", "after_k_epochs"] = "after_first_epoch"
+    first_reset: Literal["after_first_epoch", "after_k_epochs"] = "after_first_epoch"  # see above
 
     def __post_init__(self):
         super().__post_init__()

@@ -51,7 +51,8 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from typing import Callable, ClassVar, Iterable, Literal
+from collections.abc import Callable, Iterable
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn

@@ -9,10 +9,10 @@ import warnings
 import torch
 from torch import nn
 
+from ..errors import InvalidInput
 from ..metrics import unit_scores
 from ..tracing import ACTIVATIONS, PRODUCERS, Call, outputs_index, source, trace, unit_dim
 from .base import Loop, Method, MethodRefused, check_acts, check_one_schedule, register
-from ..errors import InvalidInput
 
 _PASSTHROUGH = (nn.Dropout, nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d,
                 nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Flatten, nn.Identity)
@@ -137,8 +137,9 @@ class ReDo(Method):
     def check_model(self, inputs: torch.Tensor) -> None:
         units, skipped = find_units(trace(self.model, inputs))
         if not units:
-            seen = (f"it saw these activations, but not the Linear/Conv layers before and after each: {', '.join(skipped)}"
-                    if skipped else "it saw no activation module (nn.ReLU, ...) and no functional activation (F.relu, "
+            seen = ("it saw these activations, but not the Linear/Conv layers before and after each: "
+                    f"{', '.join(skipped)}" if skipped
+                    else "it saw no activation module (nn.ReLU, ...) and no functional activation (F.relu, "
                     "torch.relu, x.relu(), ...)")
             raise MethodRefused(f"ReDo found nothing to recycle in {type(self.model).__name__}: {seen}. ReDo needs "
                                 "Linear/Conv -> [norm] -> activation -> Linear/Conv, each module called once")

@@ -1,4 +1,5 @@
-"""Regularizers that aim at trainability: L2, L2-Init and the spectral penalty (baselines of the paper, docs/METHODS.md)."""
+"""Regularizers that aim at trainability: L2, L2-Init and the spectral penalty (baselines of the paper,
+docs/METHODS.md)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import dataclasses
 import torch
 from torch import nn
 
+from ..errors import InvalidInput
 from ..tensors import unwrap
 from .base import Method, register
-from ..errors import InvalidInput
 
 
 def _positive(name: str, value: float) -> None:

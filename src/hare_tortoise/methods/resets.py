@@ -16,9 +16,9 @@ from typing import Literal
 import torch
 from torch import nn
 
+from ..errors import InvalidInput
 from ..tensors import reinitialize, snapshot, unwrap
 from .base import Loop, Method, MethodRefused, check_acts, register
-from ..errors import InvalidInput
 
 
 @dataclasses.dataclass(eq=False)
@@ -101,7 +101,7 @@ class ShrinkPerturb(FromInitialWeights):
     paper = "Ash & Adams, NeurIPS 2020, arXiv:1910.08475"
     counters = ("perturbations",)
     alpha: float = 0.8  # weight of the initial weights in the interpolation
-    toward: Literal["initial", "fresh"] = "initial"
+    toward: Literal["initial", "fresh"] = "initial"  # shrink toward the initial weights or a fresh draw
 
     def __post_init__(self):
         super().__post_init__()

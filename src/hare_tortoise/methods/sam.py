@@ -6,9 +6,9 @@ import dataclasses
 
 import torch
 
+from ..errors import InvalidInput
 from ..tensors import buffers_preserved, global_norm, unwrap
 from .base import Method, register
-from ..errors import InvalidInput
 
 
 @register

@@ -17,7 +17,8 @@ def cnn(input_shape, num_classes: int, width: int = 16, norm: str = "batch") -> 
             layers.append(nn.MaxPool2d(2))
             height, breadth = height // 2, breadth // 2
             continue
-        layers += [nn.Conv2d(channels, out_channels, 3, padding=1), norm_layer(norm, out_channels, spatial=True), nn.ReLU()]
+        layers += [nn.Conv2d(channels, out_channels, 3, padding=1), norm_layer(norm, out_channels, spatial=True),
+                   nn.ReLU()]
         channels = out_channels
     layers.append(nn.Flatten())
     hidden = 8 * width

@@ -6,13 +6,13 @@ import inspect
 
 from torch import nn
 
+from ..errors import InvalidInput
 from .cnn import cnn
 from .mlp import mlp
 from .resnet import resnet18
 from .surgery import use_crelu
 from .vgg import vgg16
 from .vit import vit_tiny
-from ..errors import InvalidInput
 
 MODELS = {f.__name__: f for f in (mlp, cnn, resnet18, vgg16, vit_tiny)}
 IMAGE_MODELS = {"cnn", "resnet18", "vgg16", "vit_tiny"}  # they take (channels, height, width) inputs

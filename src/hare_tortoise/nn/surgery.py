@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..errors import InvalidInput
 from ..tracing import NORMS, PRODUCERS
 from .layers import CReLU
-from ..errors import InvalidInput
 
 
 def _halved(layer: nn.Module) -> nn.Module:

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import Classifier
 from ..errors import InvalidInput
+from .layers import Classifier
 
 
 class Attention(nn.Module):
@@ -86,8 +86,9 @@ class ViT(Classifier):
 
 def vit_tiny(input_shape, num_classes: int, width: int = 192, depth: int = 12, heads: int = 3, patch: int = 4,
              dropout: float = 0.1, embedding_dropout: float = 0.1, norm: str = "layer") -> ViT:
-    """ViT-Tiny as the paper's CIFAR-100 model (docs/METHODS.md): patch 4, dim 192, depth 12, 3 heads x 64, MLP 768 GELU, CLS pooling,
-    dropout 0.1, embedding dropout 0.1; a linear head. `width` scales dim (heads x 64 -> dim / heads each)."""
+    """ViT-Tiny as the paper's CIFAR-100 model (docs/METHODS.md): patch 4, dim 192, depth 12, 3 heads x 64, MLP 768
+    GELU, CLS pooling, dropout 0.1, embedding dropout 0.1; a linear head. `width` scales dim (heads x 64 -> dim /
+    heads each)."""
     if norm != "layer":
         raise InvalidInput("vit_tiny uses LayerNorm by construction; norm must be 'layer'")
     backbone = ViTBackbone(input_shape, patch, width, depth, heads, width // heads, 4 * width, dropout,

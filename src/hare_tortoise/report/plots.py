@@ -13,6 +13,7 @@ from ..stats import mean_interval, t_means
 from .runs import Run, by_seed
 from .supervised import cold_reference
 
+
 def curve(members: list[Run], key: str, x: str | None = None):
     """x (epoch index over all phases, or the row field `x`) and the mean, low and high over the runs of `key`,
     at the points every run has reached."""
@@ -140,7 +141,8 @@ def _final_bars(members: list[Run], labels: list[str], setting: str, path: pathl
         positions = np.arange(len(labels)) + (offset - 0.5) * width
         axis.bar(positions, [i.mean for i in intervals], width, yerr=np.array([i.error_bar() for i in intervals]).T,
                  capsize=3, label=name, color=f"C{offset}")
-    finite = [v for label in labels for v in by_seed([r for r in members if r.label == label], "test_acc", 100).values()]
+    finite = [v for label in labels
+              for v in by_seed([r for r in members if r.label == label], "test_acc", 100).values()]
     if finite:
         axis.set_ylim(min(finite) - 3, max(finite) + 2)
     axis.set_xticks(np.arange(len(labels)), labels, rotation=30, ha="right")

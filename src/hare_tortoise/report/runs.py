@@ -9,10 +9,10 @@ import pathlib
 import sys
 
 from ..config import Config
+from ..errors import InvalidInput
 from ..rl.config import RLConfig
 from ..runs import RunStore
 from ..stats import Interval
-from ..errors import InvalidInput
 
 
 @dataclasses.dataclass
@@ -111,7 +111,8 @@ def load_runs(directories: list[str | pathlib.Path]) -> list[Run]:
                 print(f"hare-tortoise: skipped {store.dir}: its config.json is not valid JSON", file=sys.stderr)
                 continue
             if not (isinstance(stored, dict) and "method" in stored and ("agent" in stored or "protocol" in stored)):
-                print(f"hare-tortoise: skipped {store.dir}: its config.json is not a hare-tortoise run", file=sys.stderr)
+                print(f"hare-tortoise: skipped {store.dir}: its config.json is not a hare-tortoise run",
+                      file=sys.stderr)
                 continue
             # fields added since a run was made get their defaults: old and new runs of a setting share one cell
             config = (RLConfig if "agent" in stored else Config).completed(stored)

@@ -35,10 +35,10 @@ def _is_warm(run: Run) -> bool:
 
 def supervised_cells(runs: list[Run]) -> list[Cell]:
     """Per setting and method: final test accuracy (in %) of the reported network and of the hare, train accuracy,
-    the paired difference to the setting's base and the probability of improvement over it; for warm starts the gap to cold start (cold minus this: the
-    accuracy the warm start still costs) and the share of base's gap the method closes; the largest fall of test
-    accuracy between two evaluations after the first phase (a reset's drop, seen when evaluating every epoch). An
-    EMA shadow, where kept, gets its own row."""
+    the paired difference to the setting's base and the probability of improvement over it; for warm starts the gap
+    to cold start (cold minus this: the accuracy the warm start still costs) and the share of base's gap the method
+    closes; the largest fall of test accuracy between two evaluations after the first phase (a reset's drop, seen
+    when evaluating every epoch). An EMA shadow, where kept, gets its own row."""
     supervised = [r for r in runs if not r.is_rl]
     cells, gap_is_open = [], {}  # per setting: whether base's warm-start gap interval lies above 0
     for (setting, label), members in group(supervised).items():

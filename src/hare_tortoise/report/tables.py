@@ -8,7 +8,6 @@ import pathlib
 from ..stats import METHODS, MIN_SEEDS
 from .runs import Cell
 
-
 MARKS = {"t": "t", "bootstrap": "boot"}  # interval method -> its mark in a column header
 LEGEND = "[t]: 95% Student-t interval over seeds; [boot]: 95% percentile-bootstrap interval over seeds."
 

@@ -34,23 +34,23 @@ class RLConfig(JsonConfig):
     agent: str = "dqn"                   # dqn (MinAtar paper settings) or drq_eps (Dopamine's DrQ(eps))
     steps: int = 100_000                 # agent steps of interaction (one update per step after the warm-up)
     epoch_steps: int = 10_000            # agent steps per epoch: epoch-scheduled methods act at the end of each
-    method: str = "base"
-    method_settings: dict = dataclasses.field(default_factory=dict)
-    agent_settings: dict = dataclasses.field(default_factory=dict)
+    method: str = "base"                 # one of `hare-tortoise list methods`
+    method_settings: dict = dataclasses.field(default_factory=dict)  # set as method.NAME=VALUE
+    agent_settings: dict = dataclasses.field(default_factory=dict)   # set as agent.NAME=VALUE
     max_episode_steps: int | None = None  # a time limit (None: the suite's own: none for MinAtar, 27,000 for Atari)
     eval_episodes: int = 30              # evaluation episodes at the end, for the online network and the reported one
     eval_every: int | None = None        # also evaluate every this many steps during training (None: at the end only)
     eval_every_episodes: int = 5         # episodes of each evaluation during training
     log_every: int = 1000                # steps between metrics rows
     checkpoint_every: int = 10_000       # steps between checkpoints
-    seed: int = 0
+    seed: int = 0                        # seeds the networks, the environments, exploration and replay
     device: str = "auto"                 # cuda if available, else cpu; the replay stays in host memory
 
     def settings_classes(self) -> dict[str, tuple[str, type]]:
         return {"method": ("method_settings", methods.get(self.method)),
                 "agent": ("agent_settings", AGENTS[self.agent].settings)}
 
-    def validate(self) -> "RLConfig":
+    def validate(self) -> RLConfig:
         self.check_common()
         if self.env not in GAMES:
             raise ConfigError(f"env={self.env!r} is not one of: {', '.join(GAMES)}")

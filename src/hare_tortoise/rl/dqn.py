@@ -13,7 +13,8 @@ import dataclasses
 import math
 import random
 import time
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -35,22 +36,22 @@ class DQNConfig:
     lr: float = 2.5e-4               # centered RMSprop step size
     rms_alpha: float = 0.95          # squared-gradient momentum
     rms_eps: float = 0.01            # minimum squared gradient
-    gamma: float = 0.99
-    n_step: int = 1
-    batch_size: int = 32
-    replay_capacity: int = 100_000
+    gamma: float = 0.99              # discount
+    n_step: int = 1                  # steps of reward summed before bootstrapping
+    batch_size: int = 32             # replayed transitions per update
+    replay_capacity: int = 100_000   # steps the replay keeps (oldest dropped first)
     replay_start: int = 5_000        # steps of uniform random play before the first update
     target_update: int = 1_000       # updates between hard copies of the target network
-    epsilon_start: float = 1.0
-    epsilon_end: float = 0.1
+    epsilon_start: float = 1.0       # exploration epsilon when learning starts
+    epsilon_end: float = 0.1         # exploration epsilon after the decay
     epsilon_decay: int = 100_000     # steps after replay_start over which epsilon decays linearly
     eval_epsilon: float = 0.001      # epsilon of evaluation episodes (the Atari-100k agents' value)
     bootstrap_from: Literal["method", "target_network"] = "method"  # "method": the method's reported network where
     #                                  it is not the online one (the Tortoise for H&T and EMA), else the target network
     act_with: Literal["online", "method"] = "online"  # which network acts while training
-    network: Literal["minatar", "nature_dueling"] = "minatar"
-    optimizer: Literal["rmsprop", "adam"] = "rmsprop"
-    adam_eps: float = 1.5e-4
+    network: Literal["minatar", "nature_dueling"] = "minatar"  # the Q-network (rl/networks.py)
+    optimizer: Literal["rmsprop", "adam"] = "rmsprop"  # centered RMSprop (MinAtar paper) or Adam (DrQ(eps))
+    adam_eps: float = 1.5e-4         # Adam's epsilon
     double: bool = False             # double DQN: the online network picks the bootstrap action
     clip_rewards: bool = False       # learn from rewards clipped to [-1, 1] (returns are reported unclipped)
     augment: bool = False            # DrQ augmentation of replayed observations (shift + intensity)
@@ -58,10 +59,10 @@ class DQNConfig:
 
 @dataclasses.dataclass
 class DrQEpsConfig(DQNConfig):
-    """DrQ(eps) (Agarwal et al. 2021, arXiv:2108.13264) exactly as Dopamine's DrQ_eps.gin configures it (docs/RL.md (b)):
-    Nature CNN (SAME padding) with a dueling head, double DQN, 10-step returns, Adam 1e-4 (eps 1.5e-4), batch 32,
-    1,600 random steps before learning, targets from the current weights (target period 1), epsilon 1 -> 0.01
-    over 5,000 steps, DrQ augmentation, rewards clipped, evaluation epsilon 0.001."""
+    """DrQ(eps) (Agarwal et al. 2021, arXiv:2108.13264) exactly as Dopamine's DrQ_eps.gin configures it
+    (docs/RL.md (b)): Nature CNN (SAME padding) with a dueling head, double DQN, 10-step returns, Adam 1e-4 (eps
+    1.5e-4), batch 32, 1,600 random steps before learning, targets from the current weights (target period 1),
+    epsilon 1 -> 0.01 over 5,000 steps, DrQ augmentation, rewards clipped, evaluation epsilon 0.001."""
 
     lr: float = 1e-4
     n_step: int = 10

@@ -22,12 +22,12 @@ import sys
 from tqdm import tqdm
 
 from .. import methods
-from ..runs import RunStore, counter_fields, execute
 from ..distributed import resolve_device
+from ..runs import RunStore, counter_fields, execute
 from .agents import AGENTS, Agent
+from .atari import Atari, AtariSettings
 from .config import RLConfig
 from .dqn import evaluate
-from .atari import Atari, AtariSettings
 from .envs import MinAtar, minatar_channels
 
 

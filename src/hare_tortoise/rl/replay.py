@@ -110,4 +110,5 @@ class FrameReplay:
     def load_state_dict(self, state: dict) -> None:
         for name in ("frames", "actions", "rewards", "terminals", "ends", "starts"):
             getattr(self, name).copy_(state[name])
-        self.cursor, self.size, self._episode_starts = int(state["cursor"]), int(state["size"]), bool(state["episode_starts"])
+        self.cursor, self.size = int(state["cursor"]), int(state["size"])
+        self._episode_starts = bool(state["episode_starts"])

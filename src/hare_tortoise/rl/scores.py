@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import functools
 import pathlib
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

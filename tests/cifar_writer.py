@@ -1,5 +1,6 @@
 """Writes CIFAR-10 / CIFAR-100 archives in the real format (Krizhevsky 2009: a tar.gz of Python 2 pickles of
-bytes-keyed dicts), for the readers' tests and for benchmarks that need an archive of the real size offline."""
+bytes-keyed dicts), for the readers' tests and for benchmarks that need an archive of the real size offline (a test
+fixture: not part of the installed package)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import tarfile
 
 import numpy as np
 
-from .cifar import SPECS
+from hare_tortoise.data.cifar import SPECS
+
 
 class _Python2Pickler(pickle._Pickler):
     """Pickles bytes as Python 2 `str` (SHORT_BINSTRING / BINSTRING), as the real archives hold them; Python 3's

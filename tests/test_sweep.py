@@ -3,6 +3,7 @@ retry, the Ray backend writing the same runs as the local one, and the CLI."""
 
 import json
 import pathlib
+import shutil
 
 import pytest
 
@@ -83,6 +84,23 @@ def test_a_second_sweep_runs_nothing_and_the_ray_backend_writes_the_same_runs(tm
     assert final_rows(remote) == final_rows(local) and len(final_rows(local)) == 2
     configs = [json.loads((root / "hare_tortoise/seed1/config.json").read_text()) for root in (local, remote)]
     assert configs[0] == configs[1]
+
+
+def test_the_slurm_backend_submits_each_run_as_a_job_and_writes_the_same_runs(tmp_path, capsys):
+    local = tmp_path / "local"
+    sweep.sweep("smoke", ["base", "hare_tortoise"], [1], [], local, workers=2)
+    submitted = tmp_path / "slurm"
+    # the CLI's path, with submitit's local executor in place of sbatch
+    assert main(["sweep", "smoke", "--methods", "base,hare_tortoise", "--seeds", "1", "--out", str(submitted),
+                 "--backend", "slurm-local", "--time-minutes", "30"]) == 0
+    assert "2 runs finished" in capsys.readouterr().out
+    assert final_rows(submitted) == final_rows(local) and len(final_rows(local)) == 2
+    jobs = list((submitted / "slurm").glob("*_submitted.pkl"))
+    assert len(jobs) == 2  # one job per run, its pickled call kept by submitit
+    if shutil.which("sbatch") is None:  # without SLURM the real backend says so, before anything is written
+        assert main(["sweep", "smoke", "--out", str(tmp_path / "none"), "--backend", "slurm"]) == 2
+        assert "sbatch, which is not on this machine" in capsys.readouterr().err
+        assert not (tmp_path / "none").exists()
 
 
 def test_the_sweep_command(tmp_path, capsys):

@@ -127,7 +127,8 @@ def cmd_sweep(args) -> int:
         return 0
     outcome = sweep.sweep(args.preset, methods_, seeds, args.overrides, args.out, games, args.backend, args.workers,
                           args.threads_per_run, args.address, args.gpus_per_run, args.data_dir,
-                          progress=lambda line: print(line, file=sys.stderr, flush=True))
+                          progress=lambda line: print(line, file=sys.stderr, flush=True), partition=args.partition,
+                          minutes=args.time_minutes)
     print(sweep.summary_text(outcome, args.out))
     return 1 if outcome.failed else 0
 
@@ -181,8 +182,13 @@ def parser() -> argparse.ArgumentParser:
     sweeping.add_argument("--seeds", default="1-3", help="seeds as 1-5 or 1,3,7 (default 1-3)")
     sweeping.add_argument("--out", required=True, help="the sweep directory")
     sweeping.add_argument("--env", help="games of an RL preset, comma-separated, or 'all'")
-    sweeping.add_argument("--backend", default="local", choices=["local", "ray"],
-                          help="local processes (default) or Ray tasks")
+    sweeping.add_argument("--backend", default="local", choices=["local", "ray", "slurm", "slurm-local"],
+                          help="local processes (default), Ray tasks, SLURM jobs (through submitit), or "
+                          "slurm-local: the SLURM path with the jobs as local processes (submitit's local executor)")
+    sweeping.add_argument("--partition", help="the SLURM partition of the jobs (default: the cluster's)")
+    sweeping.add_argument("--time-minutes", type=int, default=24 * 60,
+                          help="the time limit of each SLURM job in minutes (default 1440); a run cut off by it "
+                          "resumes from its checkpoint when the sweep runs again")
     sweeping.add_argument("--workers", type=int, help="runs at a time (default: CPU cores / threads per run)")
     sweeping.add_argument("--threads-per-run", type=int, help="CPU threads of each run (default: cores / workers)")
     sweeping.add_argument("--address", help="the Ray cluster to join (default: start a local Ray instance)")

@@ -1,8 +1,8 @@
 """Sweeps: the grid of a preset's runs (methods x seeds x games x every override given several values), each run in
-its own directory named after its coordinates, run by a pool of local processes or as Ray tasks.
+its own directory named after its coordinates, run by a pool of local processes, as Ray tasks or as SLURM jobs.
 
 Each run is the `hare-tortoise run` command in a child process, so a run that crashes, diverges or is killed takes
-nothing else down, and the local and Ray backends run exactly the same thing. A sweep is idempotent: finished runs
+nothing else down, and every backend runs exactly the same thing. A sweep is idempotent: finished runs
 (with summary.json) are skipped, unfinished ones resume from their checkpoints. A failed run is retried once (it
 resumes too), then reported at the end with the tail of its log.
 """
@@ -15,6 +15,7 @@ import dataclasses
 import itertools
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import time
@@ -170,6 +171,41 @@ class RayBackend:
         self.ray.shutdown()
 
 
+class SlurmBackend:
+    """Each run a SLURM job, submitted with submitit (Meta's library for it) with `threads` CPUs, `gpus` GPUs, a
+    partition and a time limit; the sweep directory must be on storage the nodes share. With `local=True` the jobs
+    are local processes (submitit's LocalExecutor): the same submission path on a machine without SLURM."""
+
+    def __init__(self, workers: int | None, threads: int, gpus: float, folder: str | os.PathLike,
+                 partition: str | None = None, minutes: int = 24 * 60, local: bool = False):
+        try:
+            import submitit
+        except ImportError:
+            raise ConfigError("--backend slurm needs submitit: pip install 'hare-tortoise[slurm]'") from None
+        if gpus != int(gpus):
+            raise ConfigError(f"--gpus-per-run {gpus}: a SLURM job takes whole GPUs")
+        if local:
+            self.executor = submitit.LocalExecutor(folder)
+            self.executor.update_parameters(timeout_min=minutes, gpus_per_node=int(gpus))
+        else:
+            if shutil.which("sbatch") is None:
+                raise ConfigError("--backend slurm submits with sbatch, which is not on this machine: run the sweep "
+                                  "on a SLURM login node, or use --backend local")
+            self.executor = submitit.AutoExecutor(folder, cluster="slurm")
+            self.executor.update_parameters(timeout_min=minutes, cpus_per_task=threads, gpus_per_node=int(gpus),
+                                            slurm_partition=partition, name="hare-tortoise")
+        self.threads = threads
+        self.workers = workers or 1000  # the queue is SLURM's: submit the whole grid unless told otherwise
+        self.waiting = concurrent.futures.ThreadPoolExecutor(min(self.workers, 64))  # threads that wait on jobs
+
+    def submit(self, spec: RunSpec, log: str) -> concurrent.futures.Future:
+        job = self.executor.submit(execute, spec, self.threads, log)
+        return self.waiting.submit(job.result)
+
+    def close(self) -> None:
+        self.waiting.shutdown()
+
+
 @dataclasses.dataclass
 class Outcome:
     """What happened to the runs of one sweep."""
@@ -243,7 +279,8 @@ def summary_text(outcome: Outcome, out: str | os.PathLike) -> str:
 def sweep(preset: str, methods: list[str], seeds: list[int], overrides: list[str], out: str | os.PathLike,
           games: list[str | None] = (None,), backend: str = "local", workers: int | None = None,
           threads_per_run: int | None = None, address: str | None = None, gpus_per_run: float = 0.0,
-          data_dir: str | None = None, progress=None) -> Outcome:
+          data_dir: str | None = None, progress=None, partition: str | None = None,
+          minutes: int = 24 * 60) -> Outcome:
     """Expand the grid and run it; see the module's docstring. By default a local sweep runs one run per CPU core
     with one thread each, or `workers` runs sharing the cores."""
     specs = grid(preset, methods, seeds, overrides, out, games, data_dir)
@@ -256,8 +293,12 @@ def sweep(preset: str, methods: list[str], seeds: list[int], overrides: list[str
         runner = LocalBackend(workers or max(1, cpus // threads), threads)
     elif backend == "ray":
         runner = RayBackend(workers, threads, gpus_per_run, address)
+    elif backend in ("slurm", "slurm-local"):
+        folder = pathlib.Path(out).resolve() / "slurm"  # submitit's job files: pickled calls, results, job logs
+        runner = SlurmBackend(workers, threads, gpus_per_run, folder, partition, minutes,
+                              local=backend == "slurm-local")
     else:
-        raise ConfigError(f"--backend {backend!r}: choose local or ray")
+        raise ConfigError(f"--backend {backend!r}: choose local, ray, slurm or slurm-local")
     began = time.perf_counter()
     outcome = run_sweep(specs, out, runner, progress=progress)
     outcome.seconds = time.perf_counter() - began

@@ -50,6 +50,7 @@ for phase, data in enumerate(phases):
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import inspect
 from collections.abc import Callable, Iterable
 from typing import ClassVar, Literal
@@ -199,13 +200,40 @@ def register(cls: type[Method]) -> type[Method]:
     return cls
 
 
+PLUGIN_GROUP = "hare_tortoise.methods"  # the entry-point group of methods from other packages
+_plugins_loaded = False
+
+
+def load_plugins() -> None:
+    """Register the methods that installed packages declare as entry points of `PLUGIN_GROUP` (each names a Method
+    subclass, or a module whose import registers its methods); once per process, on first use of the registry, so
+    that a sweep's child processes and a report find them too."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for entry in importlib.metadata.entry_points(group=PLUGIN_GROUP):
+        try:
+            loaded = entry.load()
+        except Exception as error:  # a plugin's own bug or a missing dependency of it, not ours: name it
+            raise InvalidInput(f"the method plugin {entry.name!r} ({entry.value}, from {PLUGIN_GROUP} entry points) "
+                               f"failed to load: {type(error).__name__}: {error}") from None
+        if isinstance(loaded, type) and issubclass(loaded, Method) and _REGISTRY.get(loaded.name) is not loaded:
+            register(loaded)
+        if entry.name not in _REGISTRY:
+            raise InvalidInput(f"the method plugin entry point {entry.name!r} ({entry.value}) registered no method "
+                               f"named {entry.name!r}: point it at a Method subclass whose name is {entry.name!r}")
+
+
 def available() -> list[str]:
     """The names of all registered methods, sorted."""
+    load_plugins()
     return sorted(_REGISTRY)
 
 
 def get(name: str) -> type[Method]:
     """The method class registered as `name`."""
+    load_plugins()
     if name not in _REGISTRY:
         raise InvalidInput(f"unknown method {name!r}; available methods: {', '.join(available())}")
     return _REGISTRY[name]

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from hare_tortoise.cli import main
+from hare_tortoise.runs import RunStore
 
 
 @pytest.fixture(scope="module")
@@ -168,3 +169,22 @@ def test_from_repeats_a_run_with_changes_into_a_new_directory(tmp_path, capsys):
                           "a preset (smoke) cannot be given too"), (["--from", str(tmp_path / "none"), "--out", "x"],
                           "no config.json there")):
         assert main(["run", *argv]) == 2 and message in capsys.readouterr().err
+
+
+def test_load_runs_gives_a_dataframe_of_every_row_of_every_run_with_its_config(runs):
+    from hare_tortoise.report import load_runs
+
+    for method in ("base", "hare_tortoise"):  # the module's runs (the report test makes them; either order)
+        if not (runs / method / "summary.json").exists():
+            main(["run", "smoke", "--method", method, "--out", str(runs / method), "--no-progress"])
+    frame = load_runs(runs / "base", runs / "hare_tortoise")
+    rows = {m: RunStore(runs / m).rows() for m in ("base", "hare_tortoise")}
+    assert len(frame) == sum(map(len, rows.values()))
+    ht = frame[frame["method"] == "hare_tortoise"]
+    assert list(ht["test_acc"].dropna()) == [r["test_acc"] for r in rows["hare_tortoise"] if "test_acc" in r]
+    stored = json.loads((runs / "hare_tortoise" / "config.json").read_text())
+    assert (ht["method.momentum"] == stored["method_settings"]["momentum"]).all()
+    # a row's own `lr` (the warm-up's) keeps its name; the config's is `config.lr`
+    assert (ht["config.lr"] == stored["lr"]).all() and list(ht["lr"]) == [r["lr"] for r in rows["hare_tortoise"]]
+    assert list(frame.columns[:5]) == ["run", "setting", "label", "variant", "finished"] and frame["finished"].all()
+    assert frame[frame["method"] == "base"]["method.momentum"].isna().all()  # base has no such setting

@@ -108,7 +108,7 @@ def _run(tmp_path, name, config, rows):
 
 
 def test_the_report_builds_the_return_matrix_over_stints_divided_by_fresh_agents(tmp_path):
-    from hare_tortoise.report import load_runs, report
+    from hare_tortoise.report import read_runs, report
     from hare_tortoise.report.rl_sequences import fresh_returns, game_sequence_cells, return_matrix
 
     base = json.loads(sequence().validate().to_json())
@@ -121,7 +121,7 @@ def test_the_report_builds_the_return_matrix_over_stints_divided_by_fresh_agents
     for game, value in (("breakout", 8.0), ("freeway", 3.0)):  # fresh agents: one stint of 100 steps on a game
         single = {**base, "games": [], "game_steps": None, "game": game, "steps": 100}
         _run(tmp_path, f"fresh-{game}", single, [{"step": 100, "final": True, "eval_return": value}])
-    runs = load_runs([tmp_path])
+    runs = read_runs([tmp_path])
     [run] = [r for r in runs if r.config["games"]]
     assert fresh_returns(runs, run) == {"breakout": 8.0, "freeway": 3.0}
     raw = return_matrix(run)

@@ -96,7 +96,7 @@ def test_protocols_of_one_test_set_record_no_matrix(tmp_path, dataset):
 
 def test_the_report_tabulates_the_sequence_metrics_and_draws_the_matrix_and_curves(tmp_path, dataset):
     from hare_tortoise import metrics
-    from hare_tortoise.report import load_runs, report
+    from hare_tortoise.report import read_runs, report
     from hare_tortoise.report.sequences import accuracy_matrix, own_task, sequence_cells
 
     for method, seeds in (("base", (1, 2)), ("full_reset", (1,)), ("hare_tortoise", (1,))):
@@ -104,7 +104,7 @@ def test_the_report_tabulates_the_sequence_metrics_and_draws_the_matrix_and_curv
             settings = {"momentum": 0.9, "reset_every_epochs": 2} if method == "hare_tortoise" else {}
             config = smoke(method, protocol="permuted_inputs", tasks=3, epochs=2, seed=seed, method_settings=settings)
             train(config, tmp_path / method / f"seed{seed}", dataset, progress=False)
-    runs = load_runs([tmp_path])
+    runs = read_runs([tmp_path])
     cells = {cell.label: cell for cell in sequence_cells(runs)}
     assert set(cells) == {"base", "full_reset", "hare_tortoise", "hare_tortoise (hare)"}
     base = [r for r in runs if r.config["method"] == "base"]

@@ -192,7 +192,7 @@ def test_runs_made_before_a_config_field_existed_join_the_same_cell(tmp_path):
     import json
 
     from hare_tortoise.config import Config
-    from hare_tortoise.report import load_runs
+    from hare_tortoise.report import read_runs
 
     for seed in (1, 2):
         stored = json.loads(Config(seed=seed).to_json())
@@ -200,6 +200,6 @@ def test_runs_made_before_a_config_field_existed_join_the_same_cell(tmp_path):
             del stored["bf16"]  # made before the field was added, at what is now its default
         (tmp_path / f"seed{seed}").mkdir()
         (tmp_path / f"seed{seed}" / "config.json").write_text(json.dumps(stored))
-    runs = load_runs([tmp_path])
+    runs = read_runs([tmp_path])
     assert [r.variant for r in runs] == ["", ""] and [r.config["bf16"] for r in runs] == [True, True]
     assert runs[0].label == runs[1].label == "warm"

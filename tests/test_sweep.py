@@ -120,7 +120,7 @@ def test_the_report_draws_a_heat_map_of_a_grid_with_each_cells_mean_over_seeds(t
     import dataclasses
 
     from conftest import smoke
-    from hare_tortoise.report import load_runs, report
+    from hare_tortoise.report import read_runs, report
     from hare_tortoise.report.grid import grid_means, grids
     from hare_tortoise.train import train
 
@@ -133,7 +133,7 @@ def test_the_report_draws_a_heat_map_of_a_grid_with_each_cells_mean_over_seeds(t
             out = tmp_path / f"m{momentum}-k{every}-lr{lr}-s{seed}"
             train(config, out, progress=False)
             finals.setdefault((every, momentum, lr), []).append(100 * RunStore(out).summary()["final"]["test_acc"])
-    runs = load_runs([tmp_path])
+    runs = read_runs([tmp_path])
     [(key, (axes, members))] = grids(runs).items()
     assert key == ("mnist1d/mlp/warm_start", "hare_tortoise")
     assert axes == ["lr", "method.momentum", "method.reset_every_epochs"]

@@ -1,24 +1,25 @@
 """Reports over run directories or a sweep: tables of final results with intervals over seeds and paired
 differences against `base` (Markdown and CSV), the methods' counters, and plots. One module per job: `runs`
-(loading and grouping), `tables`, `supervised`, `sequences` (task sequences), `rl`, `rl_sequences` (game
-sequences), `plots`, `grid` (heat maps of sweep grids)."""
+(reading and grouping), `frame` (runs as a pandas DataFrame: `load_runs`), `tables`, `supervised`, `sequences`
+(task sequences), `rl`, `rl_sequences` (game sequences), `plots`, `grid` (heat maps of sweep grids)."""
 
 from __future__ import annotations
 
 import pathlib
 
+from .frame import load_runs, runs_frame
 from .grid import grid_plots
 from .plots import supervised_plots
 from .rl import plots as rl_plots
 from .rl import tables as rl_tables
 from .rl_sequences import game_sequence_cells, game_sequence_plots
-from .runs import Cell, Run, load_runs, mark_variants
+from .runs import Cell, Run, mark_variants, read_runs
 from .sequences import sequence_cells, sequence_plots
 from .supervised import averaging_and_resets, largest_fall, supervised_cells
 from .tables import markdown, write_csv
 
-__all__ = ["Cell", "Run", "averaging_and_resets", "largest_fall", "load_runs", "mark_variants", "markdown", "report",
-           "supervised_cells", "write_csv"]
+__all__ = ["Cell", "Run", "averaging_and_resets", "largest_fall", "load_runs", "mark_variants", "markdown",
+           "read_runs", "report", "runs_frame", "supervised_cells", "write_csv"]
 
 
 def report(directories: list[str | pathlib.Path], out: str | pathlib.Path) -> tuple[str, list[pathlib.Path]]:
@@ -26,7 +27,7 @@ def report(directories: list[str | pathlib.Path], out: str | pathlib.Path) -> tu
     import matplotlib
 
     matplotlib.use("Agg")
-    runs = load_runs(directories)
+    runs = read_runs(directories)
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
     sections, cells = [], []

@@ -62,12 +62,17 @@ class Run:
 IDENTITY_KEYS = ("seed", *RunStore.PLACE_KEYS)
 
 
-def _flat(config: dict) -> dict:
-    flat = {k: v for k, v in config.items() if k not in IDENTITY_KEYS and not isinstance(v, dict)}
+def flat_config(config: dict) -> dict:
+    """A stored config with its settings groups spread out as `method.NAME`, `agent.NAME` keys."""
+    flat = {k: v for k, v in config.items() if not isinstance(v, dict)}
     for key, value in config.items():
         if isinstance(value, dict):
             flat.update({f"{key.removesuffix('_settings')}.{k}": v for k, v in value.items()})
     return flat
+
+
+def _flat(config: dict) -> dict:
+    return {k: v for k, v in flat_config(config).items() if k not in IDENTITY_KEYS}
 
 
 def mark_variants(runs: list[Run]) -> None:
@@ -96,7 +101,7 @@ def setting_value(run: Run, key: str):
     return _flat(run.config).get(key)
 
 
-def load_runs(directories: list[str | pathlib.Path]) -> list[Run]:
+def read_runs(directories: list[str | pathlib.Path]) -> list[Run]:
     """Every run directory (one holding config.json) under `directories`."""
     runs = []
     for directory in directories:

@@ -165,6 +165,18 @@ def test_with_shared_storage_an_update_is_one_lerp_over_each_networks_buffer(mlp
     assert not any(t.requires_grad or t.grad_fn for t in averaged(ht.tortoise))  # grad mode was on: nothing recorded
 
 
+def test_with_shared_storage_nothing_keeps_the_storage_the_tensors_left(mlp):
+    import weakref
+
+    before = [weakref.ref(p.untyped_storage()) for p in mlp.parameters()]  # the storages before the move
+    ht = HareTortoise(mlp, momentum=0.9, share_storage=True)
+    gc.collect()
+    # what the update works on lies in the two buffers, and the model's old storage is freed (no second copy)
+    buffers = {flat.buffer.untyped_storage().data_ptr() for flat in ht._flat}
+    assert {v.untyped_storage().data_ptr() for views in ht._views["average"] for v in views} == buffers
+    assert all(ref() is None for ref in before)
+
+
 def test_flat_and_per_tensor_updates_give_the_same_bits(mlp):
     twin = copy.deepcopy(mlp)
     flat = HareTortoise(mlp, momentum=0.9, reset_every=3, share_storage=True)

@@ -92,6 +92,8 @@ class HareTortoise(nn.Module):
         # one op over two buffers pairs their elements only if every tensor has the same shape and strides in both
         same_layout = all(t.shape == h.shape and t.stride() == h.stride() for t, h in zip(tortoise, hare_tensors))
         self._flat = (FlatTensors(tortoise), FlatTensors(hare_tensors)) if share_storage and same_layout else None
+        if self._flat is not None:
+            self._collect()  # views of the buffers: views of the storage they left would keep it alive
         self._addresses = self._current_addresses()
 
     def _collect(self) -> None:

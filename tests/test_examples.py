@@ -23,3 +23,15 @@ def test_the_own_loop_example_reports_both_networks_after_each_phase():
 def test_every_example_is_tested():
     tested = set(re.findall(r'EXAMPLES / "(\w+\.py)"', pathlib.Path(__file__).read_text()))
     assert tested == {p.name for p in EXAMPLES.glob("*.py")}
+
+
+def test_the_lightning_example_validates_the_tortoise_after_each_phase():
+    import pytest
+
+    pytest.importorskip("lightning")
+    result = subprocess.run([sys.executable, str(EXAMPLES / "lightning_fit.py"), "--epochs", "2"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    found = [re.fullmatch(r"after 2 epochs on the (.+): validation accuracy of the Tortoise (0\.\d+)", line)
+             for line in result.stdout.splitlines() if line.startswith("after")]
+    assert [m.group(1) for m in found] == ["first 10% of the data", "whole data"]

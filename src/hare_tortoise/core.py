@@ -7,6 +7,7 @@ Hare is reset to the Tortoise: it restarts from consolidated knowledge instead o
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import operator
 from typing import Literal
@@ -163,6 +164,19 @@ class HareTortoise(nn.Module):
         tortoise, hare = self._views["copy"]
         if hare:
             torch._foreach_copy_(hare, tortoise)
+
+    @contextlib.contextmanager
+    def tortoise_in_hare(self):
+        """Inside, the Hare's tensors hold the Tortoise's values, so that code that only knows the Hare (a trainer's
+        validation loop) evaluates the Tortoise; on exit the Hare's own values come back bit for bit."""
+        self._check_layout()
+        hare = self._views["average"][1] + self._views["copy"][1]
+        saved = [tensor.clone() for tensor in hare]
+        torch._foreach_copy_(hare, self._views["average"][0] + self._views["copy"][0])
+        try:
+            yield self.hare
+        finally:
+            torch._foreach_copy_(hare, saved)
 
     def step(self) -> bool:
         """update(), then reset_hare() every `reset_every` updates. Returns whether the hare was reset."""

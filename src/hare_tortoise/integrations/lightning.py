@@ -1,0 +1,115 @@
+"""Hare & Tortoise as a PyTorch Lightning callback (needs the `lightning` extra).
+
+```python
+from hare_tortoise.integrations.lightning import HareTortoiseCallback
+callback = HareTortoiseCallback(momentum=0.999, reset_every_epochs=10)
+lightning.Trainer(callbacks=[callback]).fit(module)
+callback.tortoise   # the Tortoise: the network Lee et al. (ICML 2024, arXiv:2406.02596) evaluate
+```
+The Hare is your LightningModule (or its submodule `module="net"`), trained as usual. The Tortoise follows it as an
+EMA after every optimizer step (through the optimizer's step hook, so gradient accumulation and skipped steps count
+as Lightning counts them), and the Hare is reset to the Tortoise every `reset_every_steps` optimizer steps or at the
+end of every `reset_every_epochs`-th epoch. Validation runs on the network `evaluate` names; for the Tortoise the
+Hare's tensors are swapped out and restored bit for bit afterwards, so training goes on as if nothing happened. The
+Tortoise and the update count are saved in Lightning's checkpoints and restored when a fit resumes from one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Literal
+
+import lightning.pytorch as pl
+from torch import nn
+
+from ..core import HareTortoise
+from ..errors import InvalidInput
+
+
+class HareTortoiseCallback(pl.Callback):
+    """Hare & Tortoise for a Lightning `Trainer` (see the module docstring)."""
+
+    def __init__(self, momentum: float = 0.999,            # m in tortoise <- m * tortoise + (1 - m) * hare
+                 reset_every_steps: int | None = None,      # reset the Hare every this many optimizer steps
+                 reset_every_epochs: int | None = None,     # ... or after every this many epochs
+                 evaluate: Literal["tortoise", "hare"] = "tortoise",  # the network validation runs on
+                 module: str | None = None):                # the attribute of the Hare in the LightningModule
+        if reset_every_steps is not None and reset_every_epochs is not None:
+            raise InvalidInput("give reset_every_steps or reset_every_epochs, not both")
+        if reset_every_epochs is not None and reset_every_epochs < 1:
+            raise InvalidInput(f"reset_every_epochs must be >= 1, got {reset_every_epochs!r}")
+        if evaluate not in ("tortoise", "hare"):
+            raise InvalidInput(f"evaluate must be 'tortoise' or 'hare', got {evaluate!r} (to see both, validate the "
+                               "Hare and evaluate callback.tortoise yourself)")
+        self.momentum, self.reset_every_steps, self.reset_every_epochs = momentum, reset_every_steps, reset_every_epochs
+        self.evaluate, self.module = evaluate, module
+        self.pair: HareTortoise | None = None
+        self.resets = 0
+        self._pending: dict | None = None  # a checkpoint's state, read before the Tortoise exists
+        self._hook = None
+        self._swapped: contextlib.ExitStack | None = None
+
+    @property
+    def tortoise(self) -> nn.Module:
+        """The Tortoise (an eval-mode copy of the Hare's architecture)."""
+        if self.pair is None:
+            raise InvalidInput("the Tortoise exists once the Trainer has set the callback up (fit, validate, test)")
+        return self.pair.tortoise
+
+    def _hare(self, pl_module: pl.LightningModule) -> nn.Module:
+        if self.module is None:
+            return pl_module
+        hare = getattr(pl_module, self.module, None)
+        if not isinstance(hare, nn.Module):
+            raise InvalidInput(f"module={self.module!r}: {type(pl_module).__name__} has no submodule of that name")
+        return hare
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if self.pair is None:
+            self.pair = HareTortoise(self._hare(pl_module), self.momentum, reset_every=self.reset_every_steps)
+        if self._pending is not None:
+            self.pair.load_state_dict(self._pending["pair"])
+            self.resets, self._pending = self._pending["resets"], None
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        if self.pair.hare is not self._hare(pl_module):
+            raise InvalidInput("this callback's Hare is another module than the one being fitted: use one "
+                               "HareTortoiseCallback per LightningModule")
+        self.pair.to(next(self.pair.hare.parameters()).device)  # Lightning moved the Hare to its device
+        if len(trainer.optimizers) != 1:
+            raise InvalidInput(f"HareTortoiseCallback follows one optimizer; this module has {len(trainer.optimizers)}")
+        self._hook = trainer.optimizers[0].register_step_post_hook(lambda optimizer, args, kwargs: self._step())
+
+    def _step(self) -> None:
+        self.resets += self.pair.step()
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if self.reset_every_epochs and (trainer.current_epoch + 1) % self.reset_every_epochs == 0:
+            self.pair.reset_hare()
+            self.resets += 1
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        if self.evaluate == "tortoise":
+            self._swapped = contextlib.ExitStack()
+            self._swapped.enter_context(self.pair.tortoise_in_hare())
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if self._swapped is not None:
+            self._swapped.close()  # the Hare's own values back, bit for bit
+            self._swapped = None
+
+    def state_dict(self) -> dict:
+        return {"pair": self.pair.state_dict() if self.pair is not None else None, "resets": self.resets}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if state_dict.get("pair") is not None:
+            if self.pair is None:
+                self._pending = state_dict
+            else:
+                self.pair.load_state_dict(state_dict["pair"])
+                self.resets = state_dict["resets"]

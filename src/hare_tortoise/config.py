@@ -9,7 +9,7 @@ import pathlib
 import types
 import typing
 
-from . import data, methods
+from . import data, methods, sinks
 from .data import streams
 from .errors import InvalidInput
 from .nn import models
@@ -35,6 +35,7 @@ class JsonConfig:
             for item in value if isinstance(value, tuple) else (value,):
                 if isinstance(item, float) and not math.isfinite(item):
                     raise ConfigError(f"{key} must be a finite number, got {item!r}")
+        sinks.check(self.log)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -106,6 +107,7 @@ class Config(JsonConfig):
     device: str = "auto"                # auto (cuda if available), cpu, cuda, cuda:N
     compile: bool = False               # torch.compile the model (pays off on GPUs, rarely on CPU)
     bf16: bool = True                   # bf16 autocast of forward passes on CUDA (weights stay float32); CPU: float32
+    log: tuple[str, ...] = ()           # metrics sinks besides metrics.jsonl: tensorboard, wandb (offline)
 
     def validate(self) -> Config:
         """Check every value; raise ConfigError naming the first bad one and what is allowed."""

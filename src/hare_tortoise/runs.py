@@ -22,6 +22,7 @@ import torch
 
 from .config import Config, ConfigError
 from .errors import InvalidInput
+from .sinks import Sinks
 
 
 def atomic_write(path: pathlib.Path, write) -> None:
@@ -75,7 +76,8 @@ class RunStore:
 
     # Where a run reads its data and runs, and how often it checkpoints, do not change what it computes: a run may
     # resume elsewhere, or with another checkpoint interval.
-    PLACE_KEYS = ("data_dir", "device", "checkpoint_every_seconds")
+    PLACE_KEYS = ("data_dir", "device", "checkpoint_every_seconds", "log")
+    sinks: Sinks | None = None  # where rows go besides metrics.jsonl, while `execute` runs the job
 
     def check(self, config: Config) -> None:
         """Raise a ConfigError if the directory holds a run of another config."""
@@ -104,9 +106,11 @@ class RunStore:
         return kind.from_dict(self._json(self.config_path, "a run's config"))
 
     def append(self, row: dict) -> None:
-        """Add one metrics row and flush it to disk."""
+        """Add one metrics row and flush it to disk (and to the run's other sinks)."""
         with open(self.metrics_path, "a") as file:
             file.write(json.dumps(row) + "\n")
+        if self.sinks is not None:
+            self.sinks.write(row)
 
     def rows(self) -> list[dict]:
         """All complete metrics rows (a line cut short by a kill is ignored)."""
@@ -253,6 +257,13 @@ def execute(store: RunStore, config, build: Callable[[], Job]) -> dict:
                                "by another run or another version. Move the run "
                                "directory away, or delete its checkpoints to start the run again") from None
         store.keep_rows(keep)
-    summary = job.run()
+    if not isinstance(store, ReadOnlyRunStore):
+        store.sinks = Sinks(config.log, store.dir, json.loads(config.to_json()))
+    try:
+        summary = job.run()
+    finally:
+        if store.sinks is not None:
+            store.sinks.close()
+            store.sinks = None
     store.finish(summary)
     return summary

@@ -45,6 +45,7 @@ class RLConfig(JsonConfig):
     checkpoint_every: int = 10_000       # steps between checkpoints
     seed: int = 0                        # seeds the networks, the environments, exploration and replay
     device: str = "auto"                 # cuda if available, else cpu; the replay stays in host memory
+    log: tuple[str, ...] = ()            # metrics sinks besides metrics.jsonl: tensorboard, wandb (offline)
 
     def settings_classes(self) -> dict[str, tuple[str, type]]:
         return {"method": ("method_settings", methods.get(self.method)),

@@ -35,3 +35,15 @@ def test_the_lightning_example_validates_the_tortoise_after_each_phase():
     found = [re.fullmatch(r"after 2 epochs on the (.+): validation accuracy of the Tortoise (0\.\d+)", line)
              for line in result.stdout.splitlines() if line.startswith("after")]
     assert [m.group(1) for m in found] == ["first 10% of the data", "whole data"]
+
+
+def test_the_transformers_example_evaluates_the_tortoise_after_each_task():
+    import pytest
+
+    pytest.importorskip("transformers")
+    result = subprocess.run([sys.executable, str(EXAMPLES / "transformers_finetune.py"), "--epochs", "1",
+                             "--samples", "64"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    found = [re.fullmatch(r"task '(.+)': the Tortoise's evaluation loss (\d\.\d+), accuracy (\d\.\d+)", line)
+             for line in result.stdout.splitlines() if line.startswith("task")]
+    assert [m.group(1) for m in found] == ["first token even", "last token above 20"]

@@ -1,0 +1,100 @@
+"""Hare & Tortoise as a Hugging Face Transformers `TrainerCallback` (needs the `transformers` extra).
+
+```python
+from hare_tortoise.integrations.transformers import HareTortoiseCallback
+callback = HareTortoiseCallback(momentum=0.999, reset_every_epochs=1)
+transformers.Trainer(model=model, args=args, train_dataset=data, callbacks=[callback]).train()
+callback.tortoise   # the Tortoise (Lee et al., ICML 2024, arXiv:2406.02596)
+```
+Continual fine-tuning is where warm starting hurts language models too. The Hare is the Trainer's model. The
+Tortoise follows it after every optimizer step (`on_step_end`: with gradient accumulation, once per accumulated
+step), and the Hare is reset to the Tortoise every `reset_every_steps` optimizer steps or at the end of every
+`reset_every_epochs`-th epoch. The evaluations the Trainer schedules (`eval_strategy`) run on the network
+`evaluate` names: for the Tortoise, its values go into the model just before the Trainer evaluates and the Hare's
+come back, bit for bit, when the evaluation ends (for an evaluation you start yourself, use
+`with callback.pair.tortoise_in_hare(): trainer.evaluate()`). The Tortoise is saved beside each checkpoint
+(`hare_tortoise.pt`) and restored when training resumes from one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pathlib
+from typing import Literal
+
+import torch
+import transformers
+from torch import nn
+
+from ..core import HareTortoise
+from ..errors import InvalidInput
+
+STATE_FILE = "hare_tortoise.pt"  # beside the Trainer's own files in each checkpoint folder
+
+
+class HareTortoiseCallback(transformers.TrainerCallback):
+    """Hare & Tortoise for a Transformers `Trainer` (see the module docstring)."""
+
+    def __init__(self, momentum: float = 0.999,            # m in tortoise <- m * tortoise + (1 - m) * hare
+                 reset_every_steps: int | None = None,      # reset the Hare every this many optimizer steps
+                 reset_every_epochs: int | None = None,     # ... or after every this many epochs
+                 evaluate: Literal["tortoise", "hare"] = "tortoise"):  # the network scheduled evaluations run on
+        if reset_every_steps is not None and reset_every_epochs is not None:
+            raise InvalidInput("give reset_every_steps or reset_every_epochs, not both")
+        if evaluate not in ("tortoise", "hare"):
+            raise InvalidInput(f"evaluate must be 'tortoise' or 'hare', got {evaluate!r}")
+        self.momentum, self.reset_every_steps, self.reset_every_epochs = momentum, reset_every_steps, reset_every_epochs
+        self.evaluate = evaluate
+        self.pair: HareTortoise | None = None
+        self.resets = 0
+        self._swapped: contextlib.ExitStack | None = None
+
+    @property
+    def tortoise(self) -> nn.Module:
+        if self.pair is None:
+            raise InvalidInput("the Tortoise exists once training has begun (Trainer.train)")
+        return self.pair.tortoise
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if self.pair is None:
+            self.pair = HareTortoise(model, self.momentum, reset_every=self.reset_every_steps)
+        saved = pathlib.Path(args.output_dir) / f"checkpoint-{state.global_step}" / STATE_FILE
+        if state.global_step and saved.exists():  # resumed from that checkpoint
+            stored = torch.load(saved, weights_only=True, map_location="cpu")
+            self.pair.load_state_dict(stored["pair"])
+            self.resets = int(stored["resets"])
+
+    def _restore(self) -> None:
+        if self._swapped is not None:
+            self._swapped.close()  # the Hare's own values back, bit for bit
+            self._swapped = None
+
+    def _before_evaluation(self, control) -> None:
+        if self.evaluate == "tortoise" and control.should_evaluate and self._swapped is None:
+            self._swapped = contextlib.ExitStack()
+            self._swapped.enter_context(self.pair.tortoise_in_hare())
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._restore()  # an evaluation that ended without on_evaluate must not leave the Tortoise in training
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.resets += self.pair.step()
+        self._before_evaluation(control)  # the Trainer evaluates right after this hook when it set should_evaluate
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if self.reset_every_epochs and round(state.epoch) % self.reset_every_epochs == 0:
+            self.pair.reset_hare()
+            self.resets += 1
+        self._before_evaluation(control)
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        self._restore()
+
+    def on_save(self, args, state, control, **kwargs):
+        self._restore()
+        folder = pathlib.Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if folder.is_dir():
+            torch.save({"pair": self.pair.state_dict(), "resets": self.resets}, folder / STATE_FILE)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self._restore()

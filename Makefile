@@ -34,9 +34,10 @@ system-deps:
 	fi
 	@if [ "$(REQUIRE_SYSTEM_DEPS)" = 1 ] && [ ! -d $(FASHION_DIR) ]; then echo "error: $(FASHION_DIR) is missing" >&2; exit 1; fi
 
-# lint first (ruff, configured in pyproject.toml): a finding fails the test command before any test runs
+# lint and type-check first (ruff, mypy; configured in pyproject.toml): a finding fails before any test runs
 test: $(STAMP) system-deps
 	$(VENV)/bin/ruff check src tests benchmarks examples
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q --durations=5
 
 # The paper's point on MNIST-1D (preset mnist1d-warm; the cold run keeps an EMA shadow): cold, cold EMA, warm,

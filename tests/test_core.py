@@ -177,6 +177,22 @@ def test_with_shared_storage_nothing_keeps_the_storage_the_tensors_left(mlp):
     assert all(ref() is None for ref in before)
 
 
+def test_it_keeps_the_module_api_and_mixed_dtypes_fall_back_to_per_tensor_updates(mlp):
+    ht = HareTortoise(mlp, momentum=0.9, buffers="copy")
+    # nn.Module's own buffers() (the setting is stored as buffer_mode, which once shadowed it)
+    assert [b.data_ptr() for b in ht.buffers()] == [b.data_ptr() for b in ht.tortoise.buffers()]
+    mlp.head.double()  # one network of two dtypes: no single buffer can hold it
+    mixed = HareTortoise(mlp, momentum=0.9, share_storage=True)
+    assert mixed._flat is None
+    before = {k: v.clone() for k, v in mixed.tortoise.state_dict().items()}
+    with torch.no_grad():
+        for p in mlp.parameters():
+            p.add_(1.0)
+    mixed.update()
+    for name, value in closed_form_after_one_update(mlp, before, 0.9).items():
+        torch.testing.assert_close(mixed.tortoise.state_dict()[name], value)
+
+
 def test_flat_and_per_tensor_updates_give_the_same_bits(mlp):
     twin = copy.deepcopy(mlp)
     flat = HareTortoise(mlp, momentum=0.9, reset_every=3, share_storage=True)

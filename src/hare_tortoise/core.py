@@ -55,6 +55,9 @@ class HareTortoise(nn.Module):
     float32 weights and use bf16 autocast, as the training loop of this library does.
     """
 
+    hare: nn.Module      # the caller's model (set past nn.Module's registration: not a submodule)
+    tortoise: nn.Module
+
     def __init__(
         self,
         hare: nn.Module,                          # the network trained by the optimizer (DDP/compile wrappers
@@ -85,23 +88,28 @@ class HareTortoise(nn.Module):
         object.__setattr__(self, "hare", hare)  # not a submodule: the caller's model stays the caller's
         self.momentum = momentum
         self.reset_every = reset_every
-        self.buffers = buffers
+        self.buffer_mode = buffers  # not `self.buffers`: that is nn.Module's method of the same name
         self.tortoise = copy.deepcopy(hare).requires_grad_(False).eval()
         self.num_updates = 0
         self._collect()
         tortoise, hare_tensors = self._pairs["average"]
         # one op over two buffers pairs their elements only if every tensor has the same shape and strides in both
         same_layout = all(t.shape == h.shape and t.stride() == h.stride() for t, h in zip(tortoise, hare_tensors))
-        self._flat = (FlatTensors(tortoise), FlatTensors(hare_tensors)) if share_storage and same_layout else None
-        if self._flat is not None:
-            self._collect()  # views of the buffers: views of the storage they left would keep it alive
+        flat = (FlatTensors(tortoise), FlatTensors(hare_tensors)) if share_storage and same_layout else None
+        # mixed dtypes or devices cannot share a buffer: per-tensor updates then
+        self._flat: tuple[FlatTensors, FlatTensors] | None = None
+        self._flat_buffers: tuple[torch.Tensor, torch.Tensor] | None = None
+        if flat is not None:
+            self._collect()  # views of the buffers: views of the storage the tensors left would keep it alive
+            if flat[0].buffer is not None and flat[1].buffer is not None:
+                self._flat, self._flat_buffers = flat, (flat[0].buffer, flat[1].buffer)
         self._addresses = self._current_addresses()
 
     def _collect(self) -> None:
         """(tortoise, hare) tensor lists: 'average' gets the EMA, 'copy' is copied on update; and where each lives."""
-        pairs = {"average": ([], []), "copy": ([], [])}
+        pairs: dict[str, tuple[list[torch.Tensor], list[torch.Tensor]]] = {"average": ([], []), "copy": ([], [])}
         for (_, t), (_, h) in zip(_named_tensors(self.tortoise), _named_tensors(self.hare)):
-            averaged = isinstance(h, nn.Parameter) or (h.is_floating_point() and self.buffers == "ema")
+            averaged = isinstance(h, nn.Parameter) or (h.is_floating_point() and self.buffer_mode == "ema")
             kind = "average" if averaged else "copy"
             pairs[kind][0].append(t)
             pairs[kind][1].append(h)
@@ -135,14 +143,15 @@ class HareTortoise(nn.Module):
                     "(ht.to(...), or hold it in the same parent module), or build it after moving the model")
         self._collect()
         if self._flat is not None and not (self._flat[0].intact() and self._flat[1].intact()):
-            self._flat = None  # the tensors left their buffers: per-tensor ops from now on
+            self._flat = self._flat_buffers = None  # the tensors left their buffers: per-tensor ops from now on
         self._addresses = self._current_addresses()
 
     def update(self) -> None:
         """tortoise <- momentum * tortoise + (1 - momentum) * hare; call after each optimizer step."""
         self._check_layout()
-        if self._flat is not None:
-            self._flat[0].buffer.lerp_(self._flat[1].buffer, 1.0 - self.momentum)
+        if self._flat_buffers is not None:
+            tortoise_buffer, hare_buffer = self._flat_buffers
+            tortoise_buffer.lerp_(hare_buffer, 1.0 - self.momentum)
         else:
             torch._foreach_lerp_(*self._views["average"], 1.0 - self.momentum)
         tortoise, hare = self._views["copy"]
@@ -157,8 +166,9 @@ class HareTortoise(nn.Module):
         (the paper keeps the AdamW moments at these resets).
         """
         self._check_layout()
-        if self._flat is not None:
-            self._flat[1].buffer.copy_(self._flat[0].buffer)
+        if self._flat_buffers is not None:
+            tortoise_buffer, hare_buffer = self._flat_buffers
+            hare_buffer.copy_(tortoise_buffer)
         else:
             torch._foreach_copy_(self._views["average"][1], self._views["average"][0])
         tortoise, hare = self._views["copy"]
@@ -190,7 +200,10 @@ class HareTortoise(nn.Module):
         """Call `step()` after every `optimizer.step()` from now on, through the optimizer's step post-hook, so that
         a training loop (or a trainer that owns the optimizer) needs no line of its own. Returns the hook's handle:
         `handle.remove()` detaches. Attach once: a second hook would update twice per step."""
-        return optimizer.register_step_post_hook(lambda optimizer, args, kwargs: self.step())
+        def after_step(optimizer, args, kwargs) -> None:
+            self.step()
+
+        return optimizer.register_step_post_hook(after_step)
 
     def forward(self, *args, **kwargs):
         """The Tortoise's output: the network the paper evaluates."""
@@ -227,7 +240,7 @@ class HareTortoise(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"hare={type(self.hare).__name__}, momentum={self.momentum}, reset_every={self.reset_every}, "
-                f"buffers={self.buffers!r}, num_updates={self.num_updates}")
+                f"buffers={self.buffer_mode!r}, num_updates={self.num_updates}")
 
 
 def _named_tensors(model: nn.Module):

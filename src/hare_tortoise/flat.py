@@ -44,7 +44,7 @@ def _shared_buffer(tensors: list[torch.Tensor]) -> torch.Tensor | None:
             return None
         offset += tensor.numel()
     return torch.empty(0, dtype=first.dtype, device=first.device).set_(
-        first.untyped_storage(), first.storage_offset(), (offset - first.storage_offset(),))
+        first.untyped_storage(), first.storage_offset(), (offset - first.storage_offset(),), (1,))
 
 
 @torch.no_grad()

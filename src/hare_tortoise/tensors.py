@@ -28,7 +28,8 @@ def split_buffers(model: nn.Module) -> tuple[list[torch.Tensor], list[torch.Tens
     Floating buffers (BatchNorm running statistics) can be averaged; integer ones (`num_batches_tracked`)
     can only be copied.
     """
-    floating, other = [], []
+    floating: list[torch.Tensor] = []
+    other: list[torch.Tensor] = []
     for buffer in model.buffers():
         (floating if buffer.is_floating_point() else other).append(buffer)
     return floating, other
@@ -48,15 +49,17 @@ def reinitialize(model: nn.Module) -> None:
     re-initialises itself.
     """
     model = unwrap(model)
-    if hasattr(model, "reset_parameters"):
-        model.reset_parameters()
+    own = getattr(model, "reset_parameters", None)
+    if callable(own):
+        own()
         return
     for module in model.modules():
-        if module is not model and hasattr(module, "reset_parameters"):
-            module.reset_parameters()
+        reset = getattr(module, "reset_parameters", None)
+        if module is not model and callable(reset):
+            reset()
 
 
-def global_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
+def global_norm(tensors: list[torch.Tensor] | tuple[torch.Tensor, ...]) -> torch.Tensor:
     """sqrt(sum of squared entries) over a list of tensors, as one 0-d tensor (0 for an empty list)."""
     if not tensors:
         return torch.zeros(())

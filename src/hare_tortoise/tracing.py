@@ -29,7 +29,7 @@ class Call:
 
 
 # functions that stand for a module of this kind when a model calls them outside any leaf module
-FUNCTIONAL = {
+FUNCTIONAL: dict[object, type[nn.Module]] = {
     **dict.fromkeys((F.relu, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_), nn.ReLU),
     F.leaky_relu: nn.LeakyReLU,
     F.gelu: nn.GELU, F.silu: nn.SiLU, F.elu: nn.ELU,

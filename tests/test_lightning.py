@@ -88,6 +88,11 @@ def test_validation_sees_the_tortoise_and_training_goes_on_unchanged():
     expected = [(tortoise(x).argmax(1) == y).float().mean().item() for x, y in loader()]
     assert trained.validated[-len(expected):] == pytest.approx(expected)  # the last validation ran the Tortoise
     assert plain.validated != trained.validated
+    # a validation on its own (no fit) sees the Tortoise too
+    trained.validated.clear()
+    pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
+               callbacks=[on_tortoise]).validate(trained, loader(), verbose=False)
+    assert trained.validated == pytest.approx(expected)
 
 
 def test_a_fit_resumed_from_its_checkpoint_ends_where_an_uninterrupted_one_does(tmp_path):

@@ -75,10 +75,14 @@ class HareTortoiseCallback(pl.Callback):
         if self.pair.hare is not self._hare(pl_module):
             raise InvalidInput("this callback's Hare is another module than the one being fitted: use one "
                                "HareTortoiseCallback per LightningModule")
-        self.pair.to(next(self.pair.hare.parameters()).device)  # Lightning moved the Hare to its device
+        self._follow_device()
         if len(trainer.optimizers) != 1:
             raise InvalidInput(f"HareTortoiseCallback follows one optimizer; this module has {len(trainer.optimizers)}")
         self._hook = trainer.optimizers[0].register_step_post_hook(lambda optimizer, args, kwargs: self._step())
+
+    def _follow_device(self) -> None:
+        """Lightning moves the Hare to its device after `setup`: the Tortoise goes along."""
+        self.pair.to(next(self.pair.hare.parameters()).device)
 
     def _step(self) -> None:
         self.resets += self.pair.step()
@@ -94,6 +98,7 @@ class HareTortoiseCallback(pl.Callback):
             self.resets += 1
 
     def on_validation_start(self, trainer, pl_module) -> None:
+        self._follow_device()  # `trainer.validate` alone calls no on_fit_start
         if self.evaluate == "tortoise":
             self._swapped = contextlib.ExitStack()
             self._swapped.enter_context(self.pair.tortoise_in_hare())

@@ -24,6 +24,7 @@ from torch import nn
 
 from ..core import HareTortoise
 from ..errors import InvalidInput
+from . import check_callback_settings
 
 
 class HareTortoiseCallback(pl.Callback):
@@ -34,13 +35,7 @@ class HareTortoiseCallback(pl.Callback):
                  reset_every_epochs: int | None = None,     # ... or after every this many epochs
                  evaluate: Literal["tortoise", "hare"] = "tortoise",  # the network validation runs on
                  module: str | None = None):                # the attribute of the Hare in the LightningModule
-        if reset_every_steps is not None and reset_every_epochs is not None:
-            raise InvalidInput("give reset_every_steps or reset_every_epochs, not both")
-        if reset_every_epochs is not None and reset_every_epochs < 1:
-            raise InvalidInput(f"reset_every_epochs must be >= 1, got {reset_every_epochs!r}")
-        if evaluate not in ("tortoise", "hare"):
-            raise InvalidInput(f"evaluate must be 'tortoise' or 'hare', got {evaluate!r} (to see both, validate the "
-                               "Hare and evaluate callback.tortoise yourself)")
+        check_callback_settings(reset_every_steps, reset_every_epochs, evaluate)
         self.momentum, self.reset_every_steps, self.reset_every_epochs = momentum, reset_every_steps, reset_every_epochs
         self.evaluate, self.module = evaluate, module
         self.pair: HareTortoise | None = None

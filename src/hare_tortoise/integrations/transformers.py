@@ -28,8 +28,14 @@ from torch import nn
 
 from ..core import HareTortoise
 from ..errors import InvalidInput
+from . import check_callback_settings
 
 STATE_FILE = "hare_tortoise.pt"  # beside the Trainer's own files in each checkpoint folder
+
+
+def _checkpoint_folder(args, state) -> pathlib.Path:
+    """The folder the Trainer saves the checkpoint of this step in."""
+    return pathlib.Path(args.output_dir) / f"checkpoint-{state.global_step}"
 
 
 class HareTortoiseCallback(transformers.TrainerCallback):
@@ -39,10 +45,7 @@ class HareTortoiseCallback(transformers.TrainerCallback):
                  reset_every_steps: int | None = None,      # reset the Hare every this many optimizer steps
                  reset_every_epochs: int | None = None,     # ... or after every this many epochs
                  evaluate: Literal["tortoise", "hare"] = "tortoise"):  # the network scheduled evaluations run on
-        if reset_every_steps is not None and reset_every_epochs is not None:
-            raise InvalidInput("give reset_every_steps or reset_every_epochs, not both")
-        if evaluate not in ("tortoise", "hare"):
-            raise InvalidInput(f"evaluate must be 'tortoise' or 'hare', got {evaluate!r}")
+        check_callback_settings(reset_every_steps, reset_every_epochs, evaluate)
         self.momentum, self.reset_every_steps, self.reset_every_epochs = momentum, reset_every_steps, reset_every_epochs
         self.evaluate = evaluate
         self.pair: HareTortoise | None = None
@@ -58,7 +61,7 @@ class HareTortoiseCallback(transformers.TrainerCallback):
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         if self.pair is None:
             self.pair = HareTortoise(model, self.momentum, reset_every=self.reset_every_steps)
-        saved = pathlib.Path(args.output_dir) / f"checkpoint-{state.global_step}" / STATE_FILE
+        saved = _checkpoint_folder(args, state) / STATE_FILE
         if state.global_step and saved.exists():  # resumed from that checkpoint
             stored = torch.load(saved, weights_only=True, map_location="cpu")
             self.pair.load_state_dict(stored["pair"])
@@ -92,7 +95,7 @@ class HareTortoiseCallback(transformers.TrainerCallback):
 
     def on_save(self, args, state, control, **kwargs):
         self._restore()
-        folder = pathlib.Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        folder = _checkpoint_folder(args, state)
         if folder.is_dir():
             torch.save({"pair": self.pair.state_dict(), "resets": self.resets}, folder / STATE_FILE)
 

@@ -5,6 +5,8 @@ Frames are uint8 tensors. MinAtar is here, the fast test bed; Atari-100k is in `
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from ..errors import InvalidInput
@@ -60,6 +62,7 @@ class MinAtar:
         return self._frame(), float(reward), bool(terminated), truncated
 
 
+@functools.cache  # else an environment per game at every switch and evaluation of a sequence
 def minatar_channels(game: str) -> int:
     """The number of channels of a MinAtar game's frames."""
     from minatar import Environment

@@ -87,14 +87,18 @@ reproduce-minatar: $(STAMP)
 
 # docs/CONTINUAL.md's studies: the 200-task permuted and random-label streams on MNIST-1D with the methods that
 # matter there (full_reset is the fresh-network reference of the plasticity ratio), 5 seeds; then H&T's reset
-# interval x momentum x learning rate on the permuted stream, 3 seeds a cell; then the reports. Re-running resumes.
+# interval x momentum x learning rate in the warm start and on the permuted stream, 3 seeds a cell; then the
+# reports. Re-running resumes.
 CONTINUAL ?= runs/continual
 SEQUENCE_METHODS := base,l2,l2_init,shrink_perturb,redo,cbp,dash,plasticity_injection,normalize_project,ema,hare_tortoise,full_reset
 continual: $(STAMP)
 	$(HT) sweep mnist1d-permuted-long --methods $(SEQUENCE_METHODS) --seeds 1-5 --out $(CONTINUAL)/permuted
 	$(HT) sweep mnist1d-random-labels-long --methods $(SEQUENCE_METHODS) --seeds 1-5 --out $(CONTINUAL)/random-labels
+	$(HT) sweep mnist1d-warm --methods hare_tortoise --seeds 1-3 --out $(CONTINUAL)/warm-grid \
+	  method.reset_every_epochs=2,5,10 method.momentum=0.99,0.995,0.999 lr=3e-4,1e-3,3e-3
 	$(HT) sweep mnist1d-permuted-long --methods hare_tortoise --seeds 1-3 --out $(CONTINUAL)/hare-tortoise-grid \
 	  method.reset_every_steps=126,315,630 method.momentum=0.99,0.995,0.999 lr=3e-4,1e-3,3e-3
 	$(HT) report $(CONTINUAL)/permuted --out $(CONTINUAL)/report-permuted
 	$(HT) report $(CONTINUAL)/random-labels --out $(CONTINUAL)/report-random-labels
+	$(HT) report $(CONTINUAL)/warm-grid --out $(CONTINUAL)/report-warm-grid
 	$(HT) report $(CONTINUAL)/hare-tortoise-grid $(CONTINUAL)/permuted/base --out $(CONTINUAL)/report-grid

@@ -45,6 +45,8 @@ def test_inputs_scale_normalise_and_permute():
     torch.testing.assert_close(inputs(x), expected)
     permutation = torch.tensor([3, 2, 1, 0])
     torch.testing.assert_close(inputs(x, permutation=permutation), expected.flatten(1)[:, permutation].view(1, 1, 2, 2))
+    with pytest.raises(ValueError, match="mean and std together"):
+        Inputs(mean=(0.5,))
 
 
 def test_shuffled_batches_cover_every_sample_once_with_its_label():

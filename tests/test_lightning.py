@@ -28,7 +28,9 @@ class Tiny(pl.LightningModule):
 
     def validation_step(self, batch, index):
         x, y = batch
-        self.validated.append((self.net(x).argmax(1) == y).float().mean().item())
+        accuracy = (self.net(x).argmax(1) == y).float().mean()
+        self.validated.append(accuracy.item())
+        self.log("val_acc", accuracy)
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=0.1)
@@ -45,6 +47,7 @@ def fit(callback, epochs, tmp_path=None, resume=None, validate=False):
                          enable_model_summary=False, enable_checkpointing=bool(tmp_path), num_sanity_val_steps=0,
                          callbacks=[callback, *checkpoints], limit_val_batches=1.0 if validate else 0)
     trainer.fit(module, loader(), loader() if validate else None, ckpt_path=resume)
+    module.metrics = dict(trainer.callback_metrics)
     return module
 
 
@@ -95,6 +98,21 @@ def test_validation_sees_the_tortoise_and_training_goes_on_unchanged():
     assert trained.validated == pytest.approx(expected)
 
 
+def test_evaluate_both_logs_the_tortoise_beside_the_hare_and_training_goes_on_unchanged():
+    both = HareTortoiseCallback(momentum=0.9, module="net", evaluate="both")
+    trained = fit(both, epochs=2, validate=True)
+    plain = fit(HareTortoiseCallback(momentum=0.9, module="net", evaluate="hare"), epochs=2, validate=True)
+    assert states_close(trained.net.state_dict(), plain.net.state_dict())
+    batches = list(loader())
+    hare = [(trained.net.eval()(x).argmax(1) == y).float().mean().item() for x, y in batches]
+    tortoise = [(both.tortoise(x).argmax(1) == y).float().mean().item() for x, y in batches]
+    # each batch of the last validation: the Hare, then the Tortoise on the same batch
+    assert trained.validated[-2 * len(batches):] == pytest.approx([a for pair in zip(hare, tortoise) for a in pair])
+    assert trained.metrics["val_acc"].item() == pytest.approx(sum(hare) / len(hare))
+    assert trained.metrics["tortoise/val_acc"].item() == pytest.approx(sum(tortoise) / len(tortoise))
+    assert "tortoise/val_acc" not in plain.metrics and hare != tortoise
+
+
 def test_a_fit_resumed_from_its_checkpoint_ends_where_an_uninterrupted_one_does(tmp_path):
     whole = HareTortoiseCallback(momentum=0.9, reset_every_steps=5, module="net")
     fit(whole, epochs=4)
@@ -109,7 +127,7 @@ def test_a_fit_resumed_from_its_checkpoint_ends_where_an_uninterrupted_one_does(
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="not both"):
         HareTortoiseCallback(reset_every_steps=5, reset_every_epochs=1)
-    with pytest.raises(ValueError, match="evaluate must be 'tortoise' or 'hare'"):
-        HareTortoiseCallback(evaluate="both")
+    with pytest.raises(ValueError, match="evaluate must be 'tortoise' or 'hare' or 'both'"):
+        HareTortoiseCallback(evaluate="all")
     with pytest.raises(ValueError, match="has no submodule of that name"):
         fit(HareTortoiseCallback(module="missing"), epochs=1)

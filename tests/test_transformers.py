@@ -88,3 +88,23 @@ def test_a_run_resumed_from_a_checkpoint_ends_with_the_tortoise_of_an_uninterrup
     assert resumed.pair.num_updates == whole.pair.num_updates == 12 and resumed.resets == whole.resets == 3
     for a, b in zip(resumed.tortoise.parameters(), whole.tortoise.parameters()):
         torch.testing.assert_close(a, b)
+
+
+def test_an_evaluation_started_by_hand_sees_the_hare_or_in_tortoise_in_hare_the_tortoise(tmp_path):
+    callback = HareTortoiseCallback(momentum=0.8)
+    recorder = Recorder(callback)
+    run = trainer([callback, recorder], tmp_path)
+    run.train()
+    hare = {k: v.clone() for k, v in run.model.state_dict().items()}
+    run.evaluate()
+    assert recorder.evaluated_tortoise and not any(recorder.evaluated_tortoise)
+    recorder.evaluated_tortoise.clear()
+    with callback.tortoise_in_hare():
+        metrics = run.evaluate(metric_key_prefix="eval_tortoise")
+    assert recorder.evaluated_tortoise and all(recorder.evaluated_tortoise) and "eval_tortoise_loss" in metrics
+    assert all(torch.equal(v, hare[k]) for k, v in run.model.state_dict().items())  # the Hare back, bit for bit
+
+
+def test_evaluate_both_is_refused_with_the_two_evaluations_that_give_it():
+    with pytest.raises(ValueError, match="tortoise_in_hare"):
+        HareTortoiseCallback(evaluate="both")

@@ -22,6 +22,15 @@ class ConfigError(InvalidInput):
 class JsonConfig:
     """JSON round trip for config dataclasses (tuples come back as tuples), and the checks every config shares."""
 
+    if typing.TYPE_CHECKING:  # what the config dataclasses that mix this in define (not fields of their own)
+        __dataclass_fields__: typing.ClassVar[dict[str, dataclasses.Field]]
+        seed: int
+        log: tuple[str, ...]
+
+    def settings_classes(self) -> dict[str, tuple[str, type]]:
+        """Settings groups set as PREFIX.NAME=VALUE: prefix -> (attribute, dataclass of the settings)."""
+        raise NotImplementedError
+
     def check_common(self) -> None:
         """Refuse a seed torch cannot take and any number that is not finite, including the settings groups'."""
         seed = self.seed
@@ -112,9 +121,10 @@ class Config(JsonConfig):
     def validate(self) -> Config:
         """Check every value; raise ConfigError naming the first bad one and what is allowed."""
         self.check_common()
-        choices = {"dataset": data.available(), "protocol": sorted(streams.PROTOCOLS), "model": models.available(),
-                   "method": methods.available(), "memory": ["accumulate", "replay"], "activation": ["relu", "crelu"],
-                   "norm": [None, "batch", "layer", "none"]}
+        choices: dict[str, list] = {"dataset": data.available(), "protocol": sorted(streams.PROTOCOLS),
+                                    "model": models.available(),
+                                    "method": methods.available(), "memory": ["accumulate", "replay"],
+                                    "activation": ["relu", "crelu"], "norm": [None, "batch", "layer", "none"]}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"{key}={getattr(self, key)!r} is not one of: {', '.join(map(str, allowed))}")
@@ -153,7 +163,6 @@ class Config(JsonConfig):
         return self
 
     def settings_classes(self) -> dict[str, tuple[str, type]]:
-        """Settings groups set as PREFIX.NAME=VALUE: prefix -> (attribute, dataclass of the settings)."""
         return {"method": ("method_settings", methods.get(self.method))}
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 import contextlib
 import copy
 import operator
-from typing import Literal
+from collections.abc import Iterator, Mapping
+from typing import Any, Literal
 
 import torch
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 from .errors import InvalidInput
 from .flat import FlatTensors
@@ -176,7 +178,7 @@ class HareTortoise(nn.Module):
             torch._foreach_copy_(hare, tortoise)
 
     @contextlib.contextmanager
-    def tortoise_in_hare(self):
+    def tortoise_in_hare(self) -> Iterator[nn.Module]:
         """Inside, the Hare's tensors hold the Tortoise's values, so that code that only knows the Hare (a trainer's
         validation loop) evaluates the Tortoise; on exit the Hare's own values come back bit for bit."""
         self._check_layout()
@@ -196,16 +198,16 @@ class HareTortoise(nn.Module):
             return True
         return False
 
-    def attach(self, optimizer: torch.optim.Optimizer):
+    def attach(self, optimizer: torch.optim.Optimizer) -> RemovableHandle:
         """Call `step()` after every `optimizer.step()` from now on, through the optimizer's step post-hook, so that
         a training loop (or a trainer that owns the optimizer) needs no line of its own. Returns the hook's handle:
         `handle.remove()` detaches. Attach once: a second hook would update twice per step."""
-        def after_step(optimizer, args, kwargs) -> None:
+        def after_step(optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
             self.step()
 
         return optimizer.register_step_post_hook(after_step)
 
-    def forward(self, *args, **kwargs):
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
         """The Tortoise's output: the network the paper evaluates."""
         return self.tortoise(*args, **kwargs)
 
@@ -215,7 +217,7 @@ class HareTortoise(nn.Module):
         self.training = mode
         return self
 
-    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
         """nn.Module's, all or nothing: keys and shapes are checked first, so a state of another architecture
         leaves the Tortoise as it was (torch's own would copy the tensors that fit, then raise)."""
         own = self.state_dict()
@@ -243,7 +245,7 @@ class HareTortoise(nn.Module):
                 f"buffers={self.buffer_mode!r}, num_updates={self.num_updates}")
 
 
-def _named_tensors(model: nn.Module):
+def _named_tensors(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
     """(name, tensor) for every parameter and buffer, as `state_dict` names them (parameters first)."""
     yield from model.named_parameters()
     yield from model.named_buffers()

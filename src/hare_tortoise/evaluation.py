@@ -5,11 +5,11 @@ tested on, for the task-accuracy matrix."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 import torch
 
 from .data import Dataset
-from .data.batches import Inputs
 from .data.streams import Phase
 from .tensors import evaluating
 
@@ -46,7 +46,8 @@ def evaluation_batch(model: torch.nn.Module, one_input: torch.Tensor, training_b
 
 
 @torch.no_grad()
-def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, inputs: Inputs, batch_size: int = EVAL_BATCH,
+def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, inputs: Callable[[torch.Tensor], torch.Tensor],
+             batch_size: int = EVAL_BATCH,
              bf16: bool = True) -> float:
     """Top-1 accuracy of `model` in eval mode (its mode is restored afterwards); `bf16`: autocast on CUDA."""
     correct = torch.zeros((), dtype=torch.long, device=y.device)
@@ -70,6 +71,7 @@ def task_test(phase: Phase, data: Dataset, size: int | None = None) -> tuple[tor
     `size`: a fixed subsample of that many (the same for every call), for the accuracy matrix."""
     test = phase.test
     if test.train_indices is not None:
+        assert test.train_labels is not None  # set together (streams.TaskTest)
         x, y = data.x_train.index_select(0, test.train_indices.to(data.x_train.device)), test.train_labels
     else:
         x, y = data.x_test, data.y_test

@@ -8,7 +8,7 @@ R[i][j] = test accuracy on task j after training on task i (NaN where it was not
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -175,7 +175,9 @@ def plasticity_metrics(
 
 # --- sequence metrics over an accuracy matrix ------------------------------------------------------------------
 
-def _accuracy_matrix(R) -> torch.Tensor:
+Matrix = Sequence[Sequence[float]] | torch.Tensor  # R[i][j]: accuracy on task j after task i; NaN: not evaluated
+
+def _accuracy_matrix(R: Matrix) -> torch.Tensor:
     """R as a float64 T x T tensor (lists of lists or a tensor); a ValueError unless it is square and not empty."""
     matrix = torch.as_tensor(R, dtype=torch.float64)
     if matrix.dim() != 2 or matrix.shape[0] != matrix.shape[1] or matrix.numel() == 0:
@@ -189,13 +191,13 @@ def _nanmean(values: torch.Tensor) -> float:
     return float(kept.mean()) if kept.numel() else float("nan")
 
 
-def average_accuracy(R) -> float:
+def average_accuracy(R: Matrix) -> float:
     """Mean of the last row, the accuracy on every task after the last one (Chaudhry et al., ECCV 2018); NaN
     entries skipped."""
     return _nanmean(_accuracy_matrix(R)[-1])
 
 
-def backward_transfer(R) -> float:
+def backward_transfer(R: Matrix) -> float:
     """BWT = mean over j < T-1 of R[T-1][j] - R[j][j] (Lopez-Paz & Ranzato, NeurIPS 2017, arXiv:1706.08840):
     negative when later tasks undo earlier ones. Pairs with a NaN are skipped."""
     matrix = _accuracy_matrix(R)
@@ -203,7 +205,7 @@ def backward_transfer(R) -> float:
     return _nanmean(matrix[-1, : tasks - 1] - matrix.diagonal()[: tasks - 1])
 
 
-def forgetting(R) -> float:
+def forgetting(R: Matrix) -> float:
     """Average forgetting (Chaudhry et al., "Riemannian Walk for Incremental Learning", ECCV 2018,
     arXiv:1801.10112): mean over j < T-1 of the best accuracy on task j after any task l in [j, T-2], minus the
     final accuracy on it. NaN entries are skipped."""
@@ -218,7 +220,7 @@ def forgetting(R) -> float:
     return sum(drops) / len(drops) if drops else float("nan")
 
 
-def forward_transfer(R, fresh) -> float:
+def forward_transfer(R: Matrix, fresh: Sequence[float] | torch.Tensor) -> float:
     """FWT = mean over j >= 1 of R[j-1][j] - fresh[j] (Lopez-Paz & Ranzato 2017): the accuracy on task j before
     training on it, against a freshly initialised network's `fresh[j]`. NaN entries are skipped."""
     matrix = _accuracy_matrix(R)

@@ -10,6 +10,7 @@ m = 0.999 onto a 63-steps-per-epoch dataset would leave the Tortoise far behind 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from . import methods
 from .config import Config, ConfigError, apply_overrides
@@ -38,14 +39,14 @@ class Preset:
 def _averaging(momentum: float, reset_every_epochs: int | None = None, crelu_scope: str = "head") -> dict[str, dict]:
     """The same momentum for every method built on an EMA; H&T also gets its reset interval. CReLU acts on the
     head (as the paper's code) where the head has a hidden layer, and everywhere where it has none (the MLP)."""
-    settings = {"ema": {"momentum": momentum}, "self_distill": {"momentum": momentum},
-                "hare_tortoise": {"momentum": momentum}, "crelu": {"scope": crelu_scope}}
+    settings: dict[str, dict] = {"ema": {"momentum": momentum}, "self_distill": {"momentum": momentum},
+                                 "hare_tortoise": {"momentum": momentum}, "crelu": {"scope": crelu_scope}}
     if reset_every_epochs is not None:
         settings["hare_tortoise"]["reset_every_epochs"] = reset_every_epochs
     return settings
 
 
-PAPER_SETTINGS = {  # the paper's models and optimiser settings (docs/METHODS.md)
+PAPER_SETTINGS: dict[str, tuple[dict, str]] = {  # the paper's models and optimiser settings (docs/METHODS.md)
     "cifar10": ({"dataset": "cifar10", "model": "resnet18", "lr": 1e-3, "weight_decay": 1e-3}, "ResNet-18"),
     "cifar100": ({"dataset": "cifar100", "model": "vit_tiny", "lr": 3e-3, "weight_decay": 0.05}, "ViT-Tiny"),
     "tiny_imagenet": ({"dataset": "tiny_imagenet", "model": "vgg16", "lr": 1e-3, "weight_decay": 1e-3}, "VGG-16"),
@@ -53,7 +54,7 @@ PAPER_SETTINGS = {  # the paper's models and optimiser settings (docs/METHODS.md
 TRAIN_SAMPLES = {"cifar10": 50_000, "cifar100": 50_000, "tiny_imagenet": 100_000, "fashion_mnist": 60_000,
                  "mnist1d": 4000, "imagefolder": 130_000}  # imagefolder: as ImageNet-100, 100 classes of ~1,300
 CLASSES = {"cifar100": 100, "tiny_imagenet": 200, "imagefolder": 100}  # the others have 10
-PAPER_PROTOCOLS = {
+PAPER_PROTOCOLS: dict[str, tuple[dict, str]] = {
     "cold": ({"protocol": "cold"}, "cold start on the full clean set, 100 epochs"),
     "warm": ({"protocol": "warm_start"}, "warm start: 10% with 50% noise for 1000 epochs, then 100% for 111"),
     "warm-aug": ({"protocol": "warm_start", "augment": True}, "warm start with crop+flip augmentation"),
@@ -169,14 +170,16 @@ PRESETS["smoke"] = Preset(
 # RL: the Tortoise is the bootstrap target. m = 0.995 is BBF's target EMA (tau 0.005); a reset every 20,000
 # updates is BBF's reset period. Our choice: the paper's agent settings are not public (docs/RL.md).
 # Shrink & Perturb as BBF: halfway toward a fresh initialisation, every 20,000 updates.
-RL_METHODS = {"hare_tortoise": {"momentum": 0.995, "reset_every_epochs": None, "reset_every_steps": 20_000},
-              "ema": {"momentum": 0.995}, "self_distill": {"momentum": 0.995},
-              "redo": {"every_epochs": None, "every_steps": 1000}, "crelu": {"scope": "all"},
-              "shrink_perturb": {"toward": "fresh", "alpha": 0.5, "every_steps": 20_000},
-              "shrink_perturb_noise": {"every_steps": 20_000}, "head_reset": {"every_steps": 20_000},
-              "full_reset": {"every_steps": 20_000},
-              # one injection a quarter into a 100k-step run: our choice (Nikishin et al. inject once, mid-training)
-              "plasticity_injection": {"at_phase": None, "at_step": 25_000}}
+RL_METHODS: dict[str, dict] = {
+    "hare_tortoise": {"momentum": 0.995, "reset_every_epochs": None, "reset_every_steps": 20_000},
+    "ema": {"momentum": 0.995}, "self_distill": {"momentum": 0.995},
+    "redo": {"every_epochs": None, "every_steps": 1000}, "crelu": {"scope": "all"},
+    "shrink_perturb": {"toward": "fresh", "alpha": 0.5, "every_steps": 20_000},
+    "shrink_perturb_noise": {"every_steps": 20_000}, "head_reset": {"every_steps": 20_000},
+    "full_reset": {"every_steps": 20_000},
+    # one injection a quarter into a 100k-step run: our choice (Nikishin et al. inject once, mid-training)
+    "plasticity_injection": {"at_phase": None, "at_step": 25_000}
+}
 PRESETS["minatar-dqn"] = Preset(
     "minatar-dqn", "this machine: MinAtar (--env GAME) / DQN with the MinAtar paper's settings, 100k agent steps",
     {"env": "minatar", "game": "breakout", "steps": 100_000, "eval_episodes": 30}, RL_METHODS, kind="rl")
@@ -278,10 +281,11 @@ def resolve(preset_name: str, method: str | None, seed: int | None, data_dir: st
     if env is not None and preset.kind != "rl":
         raise ConfigError(f"--env picks the game of an RL preset; {preset_name} is not one")
     settings = dict(preset.method_defaults.get(method, {}))
-    config = kind(**{**preset.config, "method": method, "method_settings": settings})
-    if preset.kind == "rl":
-        place = (("seed", seed), ("game", None if env is None else game_id(config.env, env)))
+    config: Config | RLConfig = kind(**{**preset.config, "method": method, "method_settings": settings})
+    place: dict[str, Any] = {"seed": seed}
+    if isinstance(config, RLConfig):
+        place["game"] = None if env is None else game_id(config.env, env)
     else:
-        place = (("seed", seed), ("data_dir", data_dir))
-    config = dataclasses.replace(config, **{k: v for k, v in place if v is not None})
+        place["data_dir"] = data_dir
+    config = dataclasses.replace(config, **{k: v for k, v in place.items() if v is not None})
     return apply_overrides(config, [o for o in overrides if not o.startswith("method=")]).validate()

@@ -7,8 +7,20 @@ from __future__ import annotations
 
 import math
 import pathlib
+from typing import Protocol
 
 from .errors import InvalidInput
+
+
+class Sink(Protocol):
+    """What a sink is: the package it needs and its extra, then one call per row and one at the end."""
+
+    package: str
+    extra: str
+
+    def __init__(self, directory: pathlib.Path, config: dict) -> None: ...
+    def write(self, step: int, scalars: dict[str, float]) -> None: ...
+    def close(self) -> None: ...
 
 
 class TensorBoard:
@@ -48,7 +60,7 @@ class WandB:
         self.run.finish()
 
 
-SINKS = {"tensorboard": TensorBoard, "wandb": WandB}
+SINKS: dict[str, type[Sink]] = {"tensorboard": TensorBoard, "wandb": WandB}
 
 
 def check(names: tuple[str, ...]) -> None:

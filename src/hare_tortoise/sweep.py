@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 import typing
+from collections.abc import Sequence
 
 from . import presets
 from .config import Config, ConfigError
@@ -94,13 +95,13 @@ def split_values(text: str) -> list[str]:
 
 
 def grid(preset: str, methods: list[str], seeds: list[int], overrides: list[str], out: str | os.PathLike,
-         games: list[str | None] = (None,), data_dir: str | None = None) -> list[RunSpec]:
+         games: Sequence[str | None] = (None,), data_dir: str | None = None) -> list[RunSpec]:
     """Every combination of games, methods, the values of overrides written key=v1,v2, and seeds; each checked as
     `hare-tortoise run` would check it, so bad input stops the sweep before anything runs.
 
     A run's directory is OUT/[GAME/]METHOD/[KEY=VALUE,...]/seedN, naming only the keys that vary."""
 
-    axes = []
+    axes: list[list[tuple[str, str]]] = []
     for override in overrides:
         key, equals, values = override.partition("=")
         if not equals or not key or not values:
@@ -114,7 +115,7 @@ def grid(preset: str, methods: list[str], seeds: list[int], overrides: list[str]
         axes.append([(key, value) for value in split_values(values)])
     root = pathlib.Path(out).resolve()
     specs = []
-    for game, method, *chosen in itertools.product(games, methods, *axes):
+    for game, method, chosen in itertools.product(games, methods, itertools.product(*axes)):
         varying = ",".join(f"{k}={v}" for (k, v), axis in zip(chosen, axes) if len(axis) > 1)
         for seed in seeds:
             pairs = tuple(f"{k}={v}" for k, v in chosen)
@@ -132,6 +133,15 @@ def execute(spec: RunSpec, threads: int, log: str) -> int:
         output.write(f"$ {' '.join(spec.command())}\n".encode())
         output.flush()
         return subprocess.run(spec.command(), stdout=output, stderr=subprocess.STDOUT, env=environment).returncode
+
+
+class Backend(typing.Protocol):
+    """Where the runs of a sweep run: up to `workers` at a time, each submitted as a future of its exit code."""
+
+    workers: int
+
+    def submit(self, spec: RunSpec, log: str) -> concurrent.futures.Future: ...
+    def close(self) -> None: ...
 
 
 class LocalBackend:
@@ -159,7 +169,7 @@ class RayBackend:
             raise ConfigError("--backend ray needs Ray: pip install 'hare-tortoise[ray]'") from None
         self.ray = ray
         ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
-                 **({} if address else {"num_cpus": os.cpu_count()}))
+                 num_cpus=None if address else os.cpu_count())
         self.remote = ray.remote(num_cpus=threads, num_gpus=gpus, max_retries=0)(execute)
         self.threads = threads
         self.workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1) // threads))
@@ -176,7 +186,7 @@ class SlurmBackend:
     partition and a time limit; the sweep directory must be on storage the nodes share. With `local=True` the jobs
     are local processes (submitit's LocalExecutor): the same submission path on a machine without SLURM."""
 
-    def __init__(self, workers: int | None, threads: int, gpus: float, folder: str | os.PathLike,
+    def __init__(self, workers: int | None, threads: int, gpus: float, folder: pathlib.Path,
                  partition: str | None = None, minutes: int = 24 * 60, local: bool = False):
         try:
             import submitit
@@ -184,6 +194,7 @@ class SlurmBackend:
             raise ConfigError("--backend slurm needs submitit: pip install 'hare-tortoise[slurm]'") from None
         if gpus != int(gpus):
             raise ConfigError(f"--gpus-per-run {gpus}: a SLURM job takes whole GPUs")
+        self.executor: submitit.Executor
         if local:
             self.executor = submitit.LocalExecutor(folder)
             self.executor.update_parameters(timeout_min=minutes, gpus_per_node=int(gpus))
@@ -220,7 +231,8 @@ def log_path(out: str | os.PathLike, spec: RunSpec) -> str:
     return str(pathlib.Path(out).resolve() / "logs" / (spec.name.replace("/", "__") + ".log"))
 
 
-def run_sweep(specs: list[RunSpec], out: str | os.PathLike, backend, retries: int = 1, progress=None) -> Outcome:
+def run_sweep(specs: list[RunSpec], out: str | os.PathLike, backend: Backend, retries: int = 1,
+              progress=None) -> Outcome:
     """Run every unfinished spec on `backend` (at most backend.workers at a time), retrying a failed run `retries`
     times; `progress(line)` is called after every change."""
     done_before = [s.finished() for s in specs]
@@ -277,7 +289,7 @@ def summary_text(outcome: Outcome, out: str | os.PathLike) -> str:
 
 
 def sweep(preset: str, methods: list[str], seeds: list[int], overrides: list[str], out: str | os.PathLike,
-          games: list[str | None] = (None,), backend: str = "local", workers: int | None = None,
+          games: Sequence[str | None] = (None,), backend: str = "local", workers: int | None = None,
           threads_per_run: int | None = None, address: str | None = None, gpus_per_run: float = 0.0,
           data_dir: str | None = None, progress=None, partition: str | None = None,
           minutes: int = 24 * 60) -> Outcome:
@@ -289,6 +301,7 @@ def sweep(preset: str, methods: list[str], seeds: list[int], overrides: list[str
         if value is not None and value < 1:
             raise ConfigError(f"{name} must be >= 1, got {value}")
     threads = threads_per_run or max(1, cpus // (workers or cpus))
+    runner: Backend
     if backend == "local":
         runner = LocalBackend(workers or max(1, cpus // threads), threads)
     elif backend == "ray":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -67,7 +68,7 @@ def global_norm(tensors: list[torch.Tensor] | tuple[torch.Tensor, ...]) -> torch
 
 
 @contextlib.contextmanager
-def buffers_preserved(model: nn.Module):
+def buffers_preserved(model: nn.Module) -> Iterator[None]:
     """Restore every buffer (BatchNorm statistics) on exit, so that forward passes inside leave no trace."""
     buffers = list(unwrap(model).buffers())
     saved = [buffer.clone() for buffer in buffers]
@@ -79,7 +80,7 @@ def buffers_preserved(model: nn.Module):
 
 
 @contextlib.contextmanager
-def evaluating(model: nn.Module):
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
     """The model in eval mode inside, its own mode restored on exit."""
     was_training = model.training
     model.eval()

@@ -9,6 +9,8 @@ records each as a call of a stand-in module of the same kind, named after the la
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -46,7 +48,7 @@ class _FunctionalCalls(TorchFunctionMode):
         super().__init__()
         self.calls, self.names, self.inside_leaf = calls, names, 0
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):
+    def __torch_function__(self, func: Callable, types: object, args: tuple = (), kwargs: dict | None = None) -> Any:
         output = func(*args, **(kwargs or {}))
         kind = FUNCTIONAL.get(func)
         if (kind is not None and not self.inside_leaf and args and isinstance(args[0], torch.Tensor)
@@ -73,10 +75,10 @@ def trace(model: nn.Module, inputs: torch.Tensor) -> list[Call]:
     handles = []
     for name, module in model.named_modules():
         if next(module.children(), None) is None:
-            def enter(module, args):
+            def enter(module: nn.Module, args: tuple) -> None:
                 mode.inside_leaf += 1
 
-            def leave(module, args, output, name=name):
+            def leave(module: nn.Module, args: tuple, output: object, name: str = name) -> None:
                 mode.inside_leaf -= 1
                 if args and isinstance(args[0], torch.Tensor) and isinstance(output, torch.Tensor):
                     calls.append(Call(name, module, args[0], output))
@@ -93,6 +95,7 @@ def trace(model: nn.Module, inputs: torch.Tensor) -> list[Call]:
 
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
 PRODUCERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
+Producer = nn.Linear | nn.Conv1d | nn.Conv2d  # a layer of PRODUCERS, for annotations
 ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.ELU)
 
 

@@ -15,6 +15,7 @@ import functools
 import math
 import sys
 import time
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -93,7 +94,8 @@ class Trainer:
         self.model = self.method.prepare_model(model).to(self.device)
         check_batches(self.model, self.phases, config.batch_size)
         if self.device.type == "cuda" and self.data.is_image:
-            self.model = self.model.to(memory_format=torch.channels_last)
+            # Module.to takes memory_format (torch's docs), its annotations do not
+            self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.initial = snapshot(self.model)
         self.gradients = FlatGradients(self.model.parameters())  # zeroed, clipped and normed as one buffer
         # before the method's hooks (ReDo's see every forward)
@@ -105,7 +107,7 @@ class Trainer:
             activation_calls(self.model, trace(self.model, example))  # the phase ends' unit metrics need them
         self.shadow = (HareTortoise(self.model, config.ema_shadow, share_storage=True)
                        if config.ema_shadow is not None else None)
-        self.forward = self.model
+        self.forward: Callable[..., torch.Tensor] = self.model
         if world.size > 1:
             self.forward = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
@@ -308,7 +310,7 @@ class Trainer:
         networks = {"task_acc": (self.method.eval_model(), own["test_acc"])}
         if networks["task_acc"][0] is not self.model:
             networks["task_acc_hare"] = (self.model, own["test_acc_hare"])
-        row = {}
+        row: dict[str, list[float | None]] = {}
         for key, (model, accuracy_here) in networks.items():
             row[key] = [None] * tasks
             for j in columns:

@@ -45,8 +45,10 @@ class Inputs:
     """Turns stored samples into network inputs: scale uint8 images to [0, 1], augment, normalise, permute."""
 
     def __init__(self, mean=None, std=None, augment: bool = False, crop_padding: int = 4):
-        self.mean = None if mean is None else torch.tensor(mean).view(1, -1, 1, 1)
-        self.std = None if std is None else torch.tensor(std).view(1, -1, 1, 1)
+        if (mean is None) != (std is None):
+            raise InvalidInput("give the normalisation's mean and std together, or neither")
+        self.normalisation = None if mean is None else (torch.tensor(mean).view(1, -1, 1, 1),
+                                                        torch.tensor(std).view(1, -1, 1, 1))
         self.augment = augment
         self.crop_padding = crop_padding
 
@@ -62,8 +64,9 @@ class Inputs:
             else:
                 raise InvalidInput("augmentation needs images (n, c, h, w) or 1-D signals (n, length), "
                                    f"got {tuple(x.shape)}")
-        if self.mean is not None:
-            x = (x - self.mean.to(x.device)) / self.std.to(x.device)
+        if self.normalisation is not None:
+            mean, std = self.normalisation
+            x = (x - mean.to(x.device)) / std.to(x.device)
         if permutation is not None:
             x = x.flatten(1)[:, permutation.to(x.device)].view_as(x)
         return x

@@ -55,6 +55,8 @@ def _members(path: pathlib.Path, folder: str, names: list[str]) -> dict[str, byt
             found = {}
             for name in names:
                 member = archive.extractfile(f"{folder}/{name}")
+                if member is None:  # a directory or a link of that name, not the file
+                    raise KeyError(name)
                 found[name] = member.read()
             return found
     except (tarfile.TarError, KeyError, OSError, EOFError) as error:

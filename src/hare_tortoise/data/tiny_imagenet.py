@@ -85,9 +85,6 @@ def load_tiny_imagenet(data_dir=None) -> Dataset:
                         f"{HOW_TO_GET}") from None
     if not train or not val:
         raise DataError(f"{path} holds no training or validation images. {HOW_TO_GET}")
-    tensors = {"x": _decode(source, train), "y": y_train,
-               "x_test": _decode(source, [f"val/images/{file}" for file, _ in val]), "y_test": y_test,
-               "num_classes": len(wnids)}
-    write_cache(cache, tensors)
-    return Dataset("tiny_imagenet", tensors["x"], y_train, tensors["x_test"], y_test, len(wnids),
-                   IMAGENET_MEAN, IMAGENET_STD)
+    x_train, x_test = _decode(source, train), _decode(source, [f"val/images/{file}" for file, _ in val])
+    write_cache(cache, {"x": x_train, "y": y_train, "x_test": x_test, "y_test": y_test, "num_classes": len(wnids)})
+    return Dataset("tiny_imagenet", x_train, y_train, x_test, y_test, len(wnids), IMAGENET_MEAN, IMAGENET_STD)

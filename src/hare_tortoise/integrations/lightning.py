@@ -10,17 +10,20 @@ The Hare is your LightningModule (or its submodule `module="net"`), trained as u
 EMA after every optimizer step (through the optimizer's step hook, so gradient accumulation and skipped steps count
 as Lightning counts them), and the Hare is reset to the Tortoise every `reset_every_steps` optimizer steps or at the
 end of every `reset_every_epochs`-th epoch. Validation runs on the network `evaluate` names; for the Tortoise the
-Hare's tensors are swapped out and restored bit for bit afterwards, so training goes on as if nothing happened. The
+Hare's tensors are swapped out and restored bit for bit afterwards, so training goes on as if nothing happened.
+`evaluate="both"` validates the Hare as usual and runs each validation batch again on the Tortoise, its metrics
+logged as `tortoise/NAME` (your `validation_step` logs through `self.log` or `self.log_dict`). The
 Tortoise and the update count are saved in Lightning's checkpoints and restored when a fit resumes from one.
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Literal
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 from ..core import HareTortoise
 from ..errors import InvalidInput
@@ -33,23 +36,28 @@ class HareTortoiseCallback(pl.Callback):
     def __init__(self, momentum: float = 0.999,            # m in tortoise <- m * tortoise + (1 - m) * hare
                  reset_every_steps: int | None = None,      # reset the Hare every this many optimizer steps
                  reset_every_epochs: int | None = None,     # ... or after every this many epochs
-                 evaluate: Literal["tortoise", "hare"] = "tortoise",  # the network validation runs on
+                 evaluate: Literal["tortoise", "hare", "both"] = "tortoise",  # the network(s) validation runs on
                  module: str | None = None):                # the attribute of the Hare in the LightningModule
-        check_callback_settings(reset_every_steps, reset_every_epochs, evaluate)
+        check_callback_settings(reset_every_steps, reset_every_epochs, evaluate, ("tortoise", "hare", "both"))
         self.momentum, self.reset_every_steps, self.reset_every_epochs = momentum, reset_every_steps, reset_every_epochs
         self.evaluate, self.module = evaluate, module
         self.pair: HareTortoise | None = None
         self.resets = 0
         self._pending: dict | None = None  # a checkpoint's state, read before the Tortoise exists
-        self._hook = None
+        self._hook: RemovableHandle | None = None
         self._swapped: contextlib.ExitStack | None = None
+
+    @property
+    def built(self) -> HareTortoise:
+        """The Hare & Tortoise pair, made when the Trainer sets the callback up (fit, validate, test)."""
+        if self.pair is None:
+            raise InvalidInput("the Tortoise exists once the Trainer has set the callback up (fit, validate, test)")
+        return self.pair
 
     @property
     def tortoise(self) -> nn.Module:
         """The Tortoise (an eval-mode copy of the Hare's architecture)."""
-        if self.pair is None:
-            raise InvalidInput("the Tortoise exists once the Trainer has set the callback up (fit, validate, test)")
-        return self.pair.tortoise
+        return self.built.tortoise
 
     def _hare(self, pl_module: pl.LightningModule) -> nn.Module:
         if self.module is None:
@@ -59,15 +67,15 @@ class HareTortoiseCallback(pl.Callback):
             raise InvalidInput(f"module={self.module!r}: {type(pl_module).__name__} has no submodule of that name")
         return hare
 
-    def setup(self, trainer, pl_module, stage: str) -> None:
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if self.pair is None:
             self.pair = HareTortoise(self._hare(pl_module), self.momentum, reset_every=self.reset_every_steps)
         if self._pending is not None:
             self.pair.load_state_dict(self._pending["pair"])
             self.resets, self._pending = self._pending["resets"], None
 
-    def on_fit_start(self, trainer, pl_module) -> None:
-        if self.pair.hare is not self._hare(pl_module):
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.built.hare is not self._hare(pl_module):
             raise InvalidInput("this callback's Hare is another module than the one being fitted: use one "
                                "HareTortoiseCallback per LightningModule")
         self._follow_device()
@@ -77,28 +85,48 @@ class HareTortoiseCallback(pl.Callback):
 
     def _follow_device(self) -> None:
         """Lightning moves the Hare to its device after `setup`: the Tortoise goes along."""
-        self.pair.to(next(self.pair.hare.parameters()).device)
+        self.built.to(next(self.built.hare.parameters()).device)
 
     def _step(self) -> None:
-        self.resets += self.pair.step()
+        self.resets += self.built.step()
 
-    def on_fit_end(self, trainer, pl_module) -> None:
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._hook is not None:
             self._hook.remove()
             self._hook = None
 
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.reset_every_epochs and (trainer.current_epoch + 1) % self.reset_every_epochs == 0:
-            self.pair.reset_hare()
+            self.built.reset_hare()
             self.resets += 1
 
-    def on_validation_start(self, trainer, pl_module) -> None:
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._follow_device()  # `trainer.validate` alone calls no on_fit_start
         if self.evaluate == "tortoise":
             self._swapped = contextlib.ExitStack()
-            self._swapped.enter_context(self.pair.tortoise_in_hare())
+            self._swapped.enter_context(self.built.tortoise_in_hare())
 
-    def on_validation_end(self, trainer, pl_module) -> None:
+    def on_validation_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                                batch_idx: int, dataloader_idx: int = 0) -> None:
+        """With evaluate="both": the batch again through `validation_step` with the Tortoise's values in the Hare,
+        each metric it logs named `tortoise/NAME` beside the Hare's `NAME`."""
+        if self.evaluate != "both":
+            return
+        log = pl_module.log
+
+        def prefixed(name: str, value: Any, *args: Any, **kwargs: Any) -> None:
+            return log(f"tortoise/{name}", value, *args, **kwargs)
+
+        # an instance attribute: `self.log` inside validation_step (and log_dict) finds it first
+        pl_module.log = prefixed  # type: ignore[method-assign]
+        try:
+            with self.built.tortoise_in_hare():
+                several = len(trainer.num_val_batches) > 1  # Lightning passes dataloader_idx only then
+                pl_module.validation_step(batch, batch_idx, *((dataloader_idx,) if several else ()))
+        finally:
+            del pl_module.log
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._swapped is not None:
             self._swapped.close()  # the Hare's own values back, bit for bit
             self._swapped = None

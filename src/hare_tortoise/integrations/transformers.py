@@ -11,8 +11,14 @@ Tortoise follows it after every optimizer step (`on_step_end`: with gradient acc
 step), and the Hare is reset to the Tortoise every `reset_every_steps` optimizer steps or at the end of every
 `reset_every_epochs`-th epoch. The evaluations the Trainer schedules (`eval_strategy`) run on the network
 `evaluate` names: for the Tortoise, its values go into the model just before the Trainer evaluates and the Hare's
-come back, bit for bit, when the evaluation ends (for an evaluation you start yourself, use
-`with callback.pair.tortoise_in_hare(): trainer.evaluate()`). The Tortoise is saved beside each checkpoint
+come back, bit for bit, when the evaluation ends. An evaluation you start yourself runs on the model as it is, the
+Hare (a callback hears of it only after its first batch); for the Tortoise, or both:
+```python
+hare = trainer.evaluate()
+with callback.tortoise_in_hare():
+    tortoise = trainer.evaluate(metric_key_prefix="eval_tortoise")
+```
+The Tortoise is saved beside each checkpoint
 (`hare_tortoise.pt`) and restored when training resumes from one.
 """
 
@@ -20,7 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import pathlib
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import transformers
@@ -33,9 +39,10 @@ from . import check_callback_settings
 STATE_FILE = "hare_tortoise.pt"  # beside the Trainer's own files in each checkpoint folder
 
 
-def _checkpoint_folder(args, state) -> pathlib.Path:
+def _checkpoint_folder(args: transformers.TrainingArguments, state: transformers.TrainerState) -> pathlib.Path:
     """The folder the Trainer saves the checkpoint of this step in."""
-    return pathlib.Path(args.output_dir) / f"checkpoint-{state.global_step}"
+    # TrainingArguments fills in None with its own default, "trainer_output"
+    return pathlib.Path(args.output_dir or "trainer_output") / f"checkpoint-{state.global_step}"
 
 
 class HareTortoiseCallback(transformers.TrainerCallback):
@@ -53,12 +60,25 @@ class HareTortoiseCallback(transformers.TrainerCallback):
         self._swapped: contextlib.ExitStack | None = None
 
     @property
-    def tortoise(self) -> nn.Module:
+    def built(self) -> HareTortoise:
+        """The Hare & Tortoise pair, made when training begins."""
         if self.pair is None:
             raise InvalidInput("the Tortoise exists once training has begun (Trainer.train)")
-        return self.pair.tortoise
+        return self.pair
 
-    def on_train_begin(self, args, state, control, model=None, **kwargs):
+    def tortoise_in_hare(self) -> contextlib.AbstractContextManager[nn.Module]:
+        """A context in which the Trainer's model holds the Tortoise's values (HareTortoise.tortoise_in_hare)."""
+        return self.built.tortoise_in_hare()
+
+    @property
+    def tortoise(self) -> nn.Module:
+        """The Tortoise (an eval-mode copy of the model)."""
+        return self.built.tortoise
+
+    def on_train_begin(self, args: transformers.TrainingArguments, state: transformers.TrainerState,
+                       control: transformers.TrainerControl, model: nn.Module | None = None, **kwargs: Any) -> None:
+        if model is None:
+            raise InvalidInput("HareTortoiseCallback needs the Trainer's model: use it inside transformers.Trainer")
         if self.pair is None:
             self.pair = HareTortoise(model, self.momentum, reset_every=self.reset_every_steps)
         saved = _checkpoint_folder(args, state) / STATE_FILE
@@ -72,32 +92,38 @@ class HareTortoiseCallback(transformers.TrainerCallback):
             self._swapped.close()  # the Hare's own values back, bit for bit
             self._swapped = None
 
-    def _before_evaluation(self, control) -> None:
+    def _before_evaluation(self, control: transformers.TrainerControl) -> None:
         if self.evaluate == "tortoise" and control.should_evaluate and self._swapped is None:
             self._swapped = contextlib.ExitStack()
-            self._swapped.enter_context(self.pair.tortoise_in_hare())
+            self._swapped.enter_context(self.built.tortoise_in_hare())
 
-    def on_step_begin(self, args, state, control, **kwargs):
+    def on_step_begin(self, args: transformers.TrainingArguments, state: transformers.TrainerState,
+            control: transformers.TrainerControl, **kwargs: Any) -> None:
         self._restore()  # an evaluation that ended without on_evaluate must not leave the Tortoise in training
 
-    def on_step_end(self, args, state, control, **kwargs):
-        self.resets += self.pair.step()
+    def on_step_end(self, args: transformers.TrainingArguments, state: transformers.TrainerState,
+            control: transformers.TrainerControl, **kwargs: Any) -> None:
+        self.resets += self.built.step()
         self._before_evaluation(control)  # the Trainer evaluates right after this hook when it set should_evaluate
 
-    def on_epoch_end(self, args, state, control, **kwargs):
+    def on_epoch_end(self, args: transformers.TrainingArguments, state: transformers.TrainerState,
+            control: transformers.TrainerControl, **kwargs: Any) -> None:
         if self.reset_every_epochs and round(state.epoch) % self.reset_every_epochs == 0:
-            self.pair.reset_hare()
+            self.built.reset_hare()
             self.resets += 1
         self._before_evaluation(control)
 
-    def on_evaluate(self, args, state, control, **kwargs):
+    def on_evaluate(self, args: transformers.TrainingArguments, state: transformers.TrainerState,
+            control: transformers.TrainerControl, **kwargs: Any) -> None:
         self._restore()
 
-    def on_save(self, args, state, control, **kwargs):
+    def on_save(self, args: transformers.TrainingArguments, state: transformers.TrainerState,
+            control: transformers.TrainerControl, **kwargs: Any) -> None:
         self._restore()
         folder = _checkpoint_folder(args, state)
         if folder.is_dir():
-            torch.save({"pair": self.pair.state_dict(), "resets": self.resets}, folder / STATE_FILE)
+            torch.save({"pair": self.built.state_dict(), "resets": self.resets}, folder / STATE_FILE)
 
-    def on_train_end(self, args, state, control, **kwargs):
+    def on_train_end(self, args: transformers.TrainingArguments, state: transformers.TrainerState,
+            control: transformers.TrainerControl, **kwargs: Any) -> None:
         self._restore()

@@ -34,7 +34,7 @@ class CReLUMethod(Method):
     counters = ("replaced_activations",)
     scope: Literal["head", "all"] = "head"  # where to replace ReLUs
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.scope not in ("head", "all"):
             raise InvalidInput(f"scope must be 'head' or 'all', got {self.scope!r}")
 
@@ -42,7 +42,7 @@ class CReLUMethod(Method):
         if self.scope == "head" and not isinstance(getattr(model, "head", None), nn.Module):
             raise InvalidInput(f"crelu with scope='head' needs a `head` submodule; {type(model).__name__} has none "
                              "(use scope='all', or name the classifier `head`)")
-        root = model.head if self.scope == "head" else model
+        root = model.get_submodule("head") if self.scope == "head" else model
         self.counts["replaced_activations"] = use_crelu(root)
         if self.counts["replaced_activations"] == 0:
             raise InvalidInput("crelu found no `Linear/Conv [, norm], ReLU` run inside an nn.Sequential of "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -25,13 +25,12 @@ class EMA(Method):
 
     name = "ema"
     paper = "Lee et al., ICML 2024, arXiv:2406.02596 (its averaging half)"
-    counters = ("updates",)
+    counters: ClassVar[tuple[str, ...]] = ("updates",)
     momentum: float = 0.999  # m
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         check_momentum(self.momentum)
 
-    reset_every_steps = None  # EMA never resets the trained network; H&T may, counting steps
     share_storage = False     # set by `check_loop` for loops that own their model
 
     def check_loop(self, loop: Loop) -> None:
@@ -39,10 +38,14 @@ class EMA(Method):
 
     def attach(self, model: nn.Module) -> None:
         super().attach(model)
-        self.pair = HareTortoise(model, momentum=self.momentum, reset_every=self.reset_every_steps,
+        self.pair = HareTortoise(model, momentum=self.momentum, reset_every=self.steps_between_resets(),
                                  share_storage=self.share_storage)
 
-    def after_step(self, optimizer, inputs) -> None:
+    def steps_between_resets(self) -> int | None:
+        """The pair's own reset interval in steps: EMA never resets the trained network."""
+        return None
+
+    def after_step(self, optimizer: torch.optim.Optimizer, inputs: torch.Tensor) -> None:
         self.pair.update()
         self.counts["updates"] += 1
 
@@ -77,7 +80,7 @@ class SelfDistill(EMA):
     temperature: float = 1.0  # T (classification only)
     outputs = "class_logits"  # what the model outputs, as the loop says in `check_loop`
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         super().__post_init__()
         if not self.temperature > 0 or not self.weight > 0:
             raise InvalidInput(f"weight and temperature must be > 0, got {self.weight!r} and {self.temperature!r}")
@@ -86,7 +89,7 @@ class SelfDistill(EMA):
         super().check_loop(loop)
         self.outputs = loop.outputs
 
-    def loss_terms(self, inputs, outputs, targets) -> dict[str, torch.Tensor]:
+    def loss_terms(self, inputs: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
         with torch.no_grad():
             teacher = self.pair.tortoise(inputs)
         if self.outputs == "q_values":
@@ -120,7 +123,7 @@ class HareTortoiseMethod(EMA):
     reset_every_steps: int | None = None  # reset after every this many optimizer steps instead of by epochs
     first_reset: Literal["after_first_epoch", "after_k_epochs"] = "after_first_epoch"  # see above
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         super().__post_init__()
         check_one_schedule(self, "reset_every_epochs", "reset_every_steps")
         if self.first_reset not in ("after_first_epoch", "after_k_epochs"):
@@ -131,11 +134,14 @@ class HareTortoiseMethod(EMA):
         first = 0 if self.first_reset == "after_first_epoch" else None
         check_acts(self, loop, self.reset_every_steps, self.reset_every_epochs, first, setting="reset_every_steps")
 
-    def after_step(self, optimizer, inputs) -> None:
+    def steps_between_resets(self) -> int | None:
+        return self.reset_every_steps
+
+    def after_step(self, optimizer: torch.optim.Optimizer, inputs: torch.Tensor) -> None:
         self.counts["resets"] += self.pair.step()  # resets by itself only when counting steps
         self.counts["updates"] += 1
 
-    def on_epoch_end(self, epoch: int, optimizer) -> None:
+    def on_epoch_end(self, epoch: int, optimizer: torch.optim.Optimizer) -> None:
         if self.reset_every_epochs is None:
             return
         offset = 0 if self.first_reset == "after_first_epoch" else 1

@@ -60,6 +60,9 @@ from torch import nn
 
 from ..errors import InvalidInput
 
+Batches = Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]  # on_phase_data: a pass over a phase's batches
+Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]          # (outputs, targets) -> the training loss
+
 
 class MethodRefused(InvalidInput):
     """A method, or one of its settings, cannot act in the loop it was given; the message says what would work."""
@@ -121,8 +124,7 @@ class Method:
         """Raise `MethodRefused` if the method cannot act on the attached model; called once after `attach`, before
         the run, with a small batch of the loop's inputs (ReDo checks that it can trace recyclable layers)."""
 
-    def on_phase_data(self, phase: int, batches: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]],
-                      loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+    def on_phase_data(self, phase: int, batches: Batches, loss: Loss) -> None:
         """Called at the start of every phase of a fresh run, before `on_phase_start`, with the phase's training
         data: `batches()` yields (inputs, targets) over all of it, in order and without augmentation, and `loss`
         is the task loss. The RL loop has no fixed data and does not call it."""
@@ -239,7 +241,7 @@ def get(name: str) -> type[Method]:
     return _REGISTRY[name]
 
 
-def create(name: str, **hyperparameters) -> Method:
+def create(name: str, **hyperparameters: object) -> Method:
     """A new method `name` with its defaults, some replaced by `hyperparameters` (unknown names are an error)."""
     cls = get(name)
     known = {field.name for field in dataclasses.fields(cls)}
@@ -253,7 +255,7 @@ def create(name: str, **hyperparameters) -> Method:
 def describe(name: str) -> str:
     """The first paragraph of the method's docstring, its paper and its default settings, for listings."""
     cls = get(name)
-    summary = " ".join(inspect.getdoc(cls).split("\n\n")[0].split())
+    summary = " ".join((inspect.getdoc(cls) or "").split("\n\n")[0].split())
     paper = f" [{cls.paper}]" if cls.paper else ""
     defaults = ", ".join(f"{field.name}={field.default!r}" for field in dataclasses.fields(cls))
     return f"{summary}{paper}" + (f" ({defaults})" if defaults else "")

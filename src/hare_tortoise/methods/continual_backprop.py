@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Callable
 
 import torch
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 from ..errors import InvalidInput
 from ..tensors import evaluating
-from ..tracing import outputs_index, trace, unit_dim
+from ..tracing import Producer, outputs_index, trace, unit_dim
 from .base import Loop, Method, MethodRefused, register
 from .redo import Unit, find_units, recycle
 
@@ -28,7 +30,7 @@ class _Layer:
     seen: tuple[torch.Tensor, torch.Tensor] | None = None  # the last training forward's mean |h| and mean h
 
 
-def _outgoing(consumer: nn.Module, units: int) -> torch.Tensor:
+def _outgoing(consumer: Producer, units: int) -> torch.Tensor:
     """The consumer's weights grouped by unit, (outputs, units, entries per unit): a Linear's columns (a flattened
     (C, H, W) map gives each channel a block) or a convolution's input channel and its kernel positions."""
     weight = consumer.weight
@@ -62,7 +64,7 @@ class ContinualBackprop(Method):
     maturity_threshold: int = 100   # steps a unit must have lived before it can be replaced
     decay_rate: float = 0.99        # of the running utility and mean activation
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not 0 < self.replacement_rate < 1:
             raise InvalidInput(f"replacement_rate must be in (0, 1) (the authors use 1e-4 to 1e-6), got "
                                f"{self.replacement_rate!r}")
@@ -81,7 +83,7 @@ class ContinualBackprop(Method):
         super().attach(model)
         self.layers: list[_Layer] | None = None  # found at the first step, from its batch
         self._pending: list[dict] | None = None  # a checkpoint's layers, restored once they are found
-        self._handles = []
+        self._handles: list[RemovableHandle] = []
 
     def check_model(self, inputs: torch.Tensor) -> None:
         """Find the layers of units on `inputs` (the library's loops call this before the run; in a loop of your
@@ -99,24 +101,24 @@ class ContinualBackprop(Method):
             calls = trace(self.model, inputs)
         units, _ = find_units(calls)
         by_output = outputs_index(calls)
-        self.layers = []
+        layers = self.layers = []
         for unit in units:
             dim = unit_dim(unit.activation, by_output)
             count = unit.activation.output.shape[dim]
             device = unit.producer.weight.device
             layer = _Layer(unit, dim, torch.zeros(count, device=device), torch.zeros(count, device=device),
                            torch.zeros(count, device=device))
-            self.layers.append(layer)
+            layers.append(layer)
             # the activation's input comes out of the norm (or the producer): recompute h there, out of place
             activation = copy.copy(unit.activation.module)
             if hasattr(activation, "inplace"):
-                activation.inplace = False
+                activation.inplace = False  # type: ignore[assignment]  # nn.Module's annotation of attributes
             self._handles.append((unit.norm or unit.producer).register_forward_hook(self._recorder(layer, activation)))
         if self._pending is not None:
-            self._restore(self._pending)
+            self._restore(layers, self._pending)
 
-    def _restore(self, states: list[dict]) -> None:
-        for layer, state in zip(self.layers, states):
+    def _restore(self, layers: list[_Layer], states: list[dict]) -> None:
+        for layer, state in zip(layers, states):
             layer.utility.copy_(state["utility"])
             layer.mean_activation.copy_(state["mean_activation"])
             layer.ages.copy_(state["ages"])
@@ -124,8 +126,8 @@ class ContinualBackprop(Method):
         self._pending = None
 
     @staticmethod
-    def _recorder(layer: _Layer, activation: nn.Module):
-        def record(module, args, output):
+    def _recorder(layer: _Layer, activation: nn.Module) -> Callable[[nn.Module, tuple, torch.Tensor], None]:
+        def record(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
             if module.training and torch.is_grad_enabled():  # training forwards only, not evaluation or acting
                 with torch.no_grad():
                     h = activation(output.detach())
@@ -134,7 +136,7 @@ class ContinualBackprop(Method):
         return record
 
     @torch.no_grad()
-    def after_step(self, optimizer, inputs) -> None:
+    def after_step(self, optimizer: torch.optim.Optimizer, inputs: torch.Tensor) -> None:
         if self.layers is None:
             self._find_layers(inputs)
             return  # this step's forward ran before the hooks
@@ -159,7 +161,7 @@ class ContinualBackprop(Method):
             lowest = torch.topk(-(layer.utility[eligible] / correction), min(count, len(eligible))).indices
             self.replace(layer, eligible[lowest], optimizer)
 
-    def replace(self, layer: _Layer, chosen: torch.Tensor, optimizer) -> None:
+    def replace(self, layer: _Layer, chosen: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
         """Replace the units `chosen` (indices) of `layer` now (see the class docstring)."""
         units = len(layer.ages)
         contribution = layer.mean_activation[chosen] / (1 - self.decay_rate ** layer.ages[chosen])
@@ -185,4 +187,4 @@ class ContinualBackprop(Method):
         if self.layers is None:
             self._pending = state["layers"] or None  # restored once the layers are found
         else:
-            self._restore(state["layers"])
+            self._restore(self.layers, state["layers"])

@@ -9,7 +9,7 @@ from torch import nn
 
 from ..errors import InvalidInput
 from ..tensors import buffers_preserved, unwrap
-from .base import Loop, Method, MethodRefused, register
+from .base import Batches, Loop, Loss, Method, MethodRefused, register
 
 _LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
@@ -37,7 +37,7 @@ class DASH(Method):
     alpha: float = 0.3        # weight of each new batch's negative gradient in the running average
     shrink_floor: float = 0.3  # lambda: the smallest factor a weight vector is multiplied by
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not 0 < self.alpha <= 1:
             raise InvalidInput(f"alpha must be in (0, 1] (the authors use 0.3), got {self.alpha!r}")
         if not 0 <= self.shrink_floor <= 1:
@@ -52,7 +52,7 @@ class DASH(Method):
                                 "fixed data per phase (an agent's experience comes as it plays): use it in a "
                                 "supervised protocol")
 
-    def descent_directions(self, batches, loss) -> dict[nn.Parameter, torch.Tensor]:
+    def descent_directions(self, batches: Batches, loss: Loss) -> dict[torch.Tensor, torch.Tensor]:
         """The running average of the negative gradient over `batches`, per weight and bias of the Linear and
         convolution layers."""
         model = unwrap(self.model)
@@ -72,7 +72,7 @@ class DASH(Method):
         return average
 
     @torch.no_grad()
-    def on_phase_data(self, phase: int, batches, loss) -> None:
+    def on_phase_data(self, phase: int, batches: Batches, loss: Loss) -> None:
         if phase == 0:
             return
         directions = self.descent_directions(batches, loss)

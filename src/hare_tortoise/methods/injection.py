@@ -34,6 +34,8 @@ class InjectedHead(nn.Module):
     and h_fresh (the fresh head as it was drawn) frozen. Both frozen heads exist from the start, so the model's
     tensors do not change layout when the injection happens (checkpoints and optimizers keep working)."""
 
+    injected: torch.Tensor  # a bool buffer: saved with the model, so a resumed run knows
+
     def __init__(self, head: nn.Module):
         super().__init__()
         self.live = head
@@ -84,7 +86,7 @@ class PlasticityInjection(Method):
     at_step: int | None = None  # or after this many optimizer steps
     head: str = "head"          # name of the head submodule (as in `model.get_submodule`)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         check_one_schedule(self, "at_phase", "at_step")
 
     def check_loop(self, loop: Loop) -> None:
@@ -108,21 +110,22 @@ class PlasticityInjection(Method):
     def attach(self, model: nn.Module) -> None:
         super().attach(model)
         self.steps = 0
-        self.injected_head = unwrap(model).get_submodule(self.head)
-        if not isinstance(self.injected_head, InjectedHead):
+        head = unwrap(model).get_submodule(self.head)
+        if not isinstance(head, InjectedHead):
             raise InvalidInput("plasticity_injection acts on the model its prepare_model returned: call "
                                "model = method.prepare_model(model) before attach")
+        self.injected_head = head
 
-    def on_phase_start(self, phase: int, optimizer) -> None:
+    def on_phase_start(self, phase: int, optimizer: torch.optim.Optimizer) -> None:
         if phase == self.at_phase:
             self.inject(optimizer)
 
-    def after_step(self, optimizer, inputs) -> None:
+    def after_step(self, optimizer: torch.optim.Optimizer, inputs: torch.Tensor) -> None:
         self.steps += 1
         if self.steps == self.at_step:
             self.inject(optimizer)
 
-    def inject(self, optimizer) -> None:
+    def inject(self, optimizer: torch.optim.Optimizer) -> None:
         """Inject now: freeze the head, add the fresh one (see the class docstring)."""
         self.injected_head.inject()
         forget_optimizer_state(optimizer, self.injected_head.live.parameters())

@@ -63,8 +63,8 @@ class NormalizeProject(Method):
     def attach(self, model: nn.Module) -> None:
         super().attach(model)
         root = unwrap(model)
-        self.weights = [m.weight for m in root.modules() if isinstance(m, PRODUCERS)]
-        self.norms = [[m.weight, m.bias] for m in root.modules()
+        self.weights: list[torch.Tensor] = [m.weight for m in root.modules() if isinstance(m, PRODUCERS)]
+        self.norms: list[list[torch.Tensor]] = [[m.weight, m.bias] for m in root.modules()
                       if isinstance(m, NORMS) and getattr(m, "weight", None) is not None and m.bias is not None]
         if not self.weights:
             raise InvalidInput(f"normalize_project found no Linear or convolution layer in {type(root).__name__}")
@@ -77,12 +77,13 @@ class NormalizeProject(Method):
         return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(pair)))
 
     @torch.no_grad()
-    def after_step(self, optimizer, inputs) -> None:
+    def after_step(self, optimizer: torch.optim.Optimizer, inputs: torch.Tensor) -> None:
         scales = self.weight_norms / torch.stack(torch._foreach_norm(self.weights)).clamp_min(1e-12)
         for weight, scale in zip(self.weights, scales):
             weight.mul_(scale)
-        for pair, target in zip(self.norms, self.norm_norms if self.norms else []):
-            torch._foreach_mul_(pair, target / self._joint(pair).clamp_min(1e-12))
+        if self.norm_norms is not None:
+            for pair, target in zip(self.norms, self.norm_norms):
+                torch._foreach_mul_(pair, target / self._joint(pair).clamp_min(1e-12))
         self.counts["projections"] += 1
 
     def state_dict(self) -> dict:

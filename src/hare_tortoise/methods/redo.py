@@ -11,7 +11,7 @@ from torch import nn
 
 from ..errors import InvalidInput
 from ..metrics import unit_scores
-from ..tracing import ACTIVATIONS, PRODUCERS, Call, outputs_index, source, trace, unit_dim
+from ..tracing import ACTIVATIONS, PRODUCERS, Call, Producer, outputs_index, source, trace, unit_dim
 from .base import Loop, Method, MethodRefused, check_acts, check_one_schedule, register
 
 _PASSTHROUGH = (nn.Dropout, nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d,
@@ -22,10 +22,10 @@ _PASSTHROUGH = (nn.Dropout, nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool
 class Unit:
     """A layer of units: producer -> [norm] -> activation -> consumers, found by following tensors."""
 
-    producer: nn.Module
+    producer: Producer
     norm: nn.Module | None
     activation: Call
-    consumers: list[nn.Module]
+    consumers: list[Producer]
 
 
 def find_units(calls: list[Call]) -> tuple[list[Unit], list[str]]:
@@ -60,7 +60,7 @@ def find_units(calls: list[Call]) -> tuple[list[Unit], list[str]]:
     return units, skipped
 
 
-def _zero_moments(optimizer: torch.optim.Optimizer | None, param: torch.Tensor, index) -> None:
+def _zero_moments(optimizer: torch.optim.Optimizer | None, param: torch.Tensor, index: torch.Tensor | tuple) -> None:
     """Zero the optimizer's per-element state (Adam moments, SGD momentum) of `param` at `index`."""
     if optimizer is None:
         return
@@ -119,7 +119,7 @@ class ReDo(Method):
     every_epochs: int | None = 1     # recycle at the end of every this many epochs
     every_steps: int | None = None   # or after every this many optimizer steps
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not self.tau >= 0:
             raise InvalidInput(f"tau must be >= 0 (the paper uses 0.0, 0.025, 0.1), got {self.tau!r}")
         check_one_schedule(self, "every_epochs", "every_steps")
@@ -130,7 +130,7 @@ class ReDo(Method):
     def attach(self, model: nn.Module) -> None:
         super().attach(model)
         self.steps = 0
-        self.last_inputs = None
+        self.last_inputs: torch.Tensor | None = None
         self.recycled: dict[str, int] = {}  # units recycled at the last application, by activation name
         self._warned = False
 
@@ -144,13 +144,13 @@ class ReDo(Method):
             raise MethodRefused(f"ReDo found nothing to recycle in {type(self.model).__name__}: {seen}. ReDo needs "
                                 "Linear/Conv -> [norm] -> activation -> Linear/Conv, each module called once")
 
-    def after_step(self, optimizer, inputs) -> None:
+    def after_step(self, optimizer: torch.optim.Optimizer, inputs: torch.Tensor) -> None:
         self.steps += 1
         self.last_inputs = inputs
         if self.every_steps is not None and self.steps % self.every_steps == 0:
             self.apply(inputs, optimizer)
 
-    def on_epoch_end(self, epoch: int, optimizer) -> None:
+    def on_epoch_end(self, epoch: int, optimizer: torch.optim.Optimizer) -> None:
         if self.every_epochs is not None and (epoch + 1) % self.every_epochs == 0 and self.last_inputs is not None:
             self.apply(self.last_inputs, optimizer)
 

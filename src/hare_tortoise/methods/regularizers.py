@@ -33,7 +33,7 @@ class L2(Method):
     paper = "Loshchilov & Hutter, ICLR 2019, arXiv:1711.05101"
     weight_decay: float = 0.1  # replaces the optimizer's weight decay
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         _positive("weight_decay", self.weight_decay)
 
     def optimizer_overrides(self) -> dict:
@@ -54,15 +54,15 @@ class L2Init(Method):
     paper = "Kumar et al. 2023, arXiv:2308.11958"
     strength: float = 1e-3  # lambda
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         _positive("strength", self.strength)
 
     def attach(self, model: nn.Module) -> None:
         super().attach(model)
-        self.params = [p for p in unwrap(model).parameters()]
+        self.params: list[torch.Tensor] = list(unwrap(model).parameters())
         self.initial = [p.detach().clone() for p in self.params]
 
-    def loss_terms(self, inputs, outputs, targets) -> dict[str, torch.Tensor]:
+    def loss_terms(self, inputs: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
         # One fused subtraction and norm over all tensors: the penalty is sum ||theta - theta_0||^2.
         differences = torch._foreach_sub(self.params, self.initial)
         squared = torch.stack(torch._foreach_norm(differences)).square().sum()
@@ -89,8 +89,8 @@ class Spectral(Method):
     paper = "Pezeshki et al., NeurIPS 2021, arXiv:2011.09468"
     strength: float = 1e-3  # lambda
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         _positive("strength", self.strength)
 
-    def loss_terms(self, inputs, outputs, targets) -> dict[str, torch.Tensor]:
+    def loss_terms(self, inputs: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"spectral": self.strength * outputs.float().square().mean()}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Iterable
 from typing import Literal
 
 import torch
@@ -27,7 +28,7 @@ class BetweenPhases(Method):
 
     every_steps: int | None = None  # intervene after every this many optimizer steps instead of between phases
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.every_steps is not None and (isinstance(self.every_steps, bool) or not isinstance(self.every_steps, int)
                                              or self.every_steps < 1):
             raise InvalidInput(f"every_steps must be an integer >= 1 or None, got {self.every_steps!r}")
@@ -79,7 +80,7 @@ class FromInitialWeights(BetweenPhases):
             self.initial[name].copy_(tensor)
 
 
-def forget_optimizer_state(optimizer: torch.optim.Optimizer, params) -> None:
+def forget_optimizer_state(optimizer: torch.optim.Optimizer, params: Iterable[torch.Tensor]) -> None:
     """Drop the optimizer's state (AdamW moments and step) of `params`: it starts afresh for them."""
     for param in params:
         optimizer.state.pop(param, None)
@@ -103,7 +104,7 @@ class ShrinkPerturb(FromInitialWeights):
     alpha: float = 0.8  # weight of the initial weights in the interpolation
     toward: Literal["initial", "fresh"] = "initial"  # shrink toward the initial weights or a fresh draw
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         super().__post_init__()
         if not 0.0 < self.alpha <= 1.0:
             raise InvalidInput(f"alpha must be in (0, 1] (the paper uses 0.8), got {self.alpha!r}")
@@ -111,7 +112,7 @@ class ShrinkPerturb(FromInitialWeights):
             raise InvalidInput(f"toward must be 'initial' or 'fresh', got {self.toward!r}")
 
     @torch.no_grad()
-    def intervene(self, optimizer) -> None:
+    def intervene(self, optimizer: torch.optim.Optimizer) -> None:
         names, params = zip(*unwrap(self.model).named_parameters())
         if self.toward == "initial":
             targets = [self.initial[n] for n in names]
@@ -138,7 +139,7 @@ class ShrinkPerturbNoise(BetweenPhases):
     shrink: float = 0.4       # factor applied to the weights
     noise_std: float = 0.01   # standard deviation of the added noise
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         super().__post_init__()
         if not 0.0 <= self.shrink <= 1.0:
             raise InvalidInput(f"shrink must be in [0, 1], got {self.shrink!r}")
@@ -146,7 +147,7 @@ class ShrinkPerturbNoise(BetweenPhases):
             raise InvalidInput(f"noise_std must be >= 0, got {self.noise_std!r}")
 
     @torch.no_grad()
-    def intervene(self, optimizer) -> None:
+    def intervene(self, optimizer: torch.optim.Optimizer) -> None:
         for param in unwrap(self.model).parameters():
             param.mul_(self.shrink).add_(torch.randn_like(param), alpha=self.noise_std)
         self.counts["perturbations"] += 1
@@ -177,7 +178,7 @@ class HeadReset(FromInitialWeights):
         super().attach(model)
 
     @torch.no_grad()
-    def intervene(self, optimizer) -> None:
+    def intervene(self, optimizer: torch.optim.Optimizer) -> None:
         head = unwrap(self.model).get_submodule(self.head)
         if self.fresh:
             reinitialize(head)
@@ -216,7 +217,7 @@ class FullReset(BetweenPhases):
     paper = "Ash & Adams, NeurIPS 2020 (the cold-start reference)"
     counters = ("resets",)
 
-    def intervene(self, optimizer) -> None:
+    def intervene(self, optimizer: torch.optim.Optimizer) -> None:
         reinitialize(self.model)
         forget_optimizer_state(optimizer, unwrap(self.model).parameters())
         self.counts["resets"] += 1

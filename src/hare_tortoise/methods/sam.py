@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import torch
 
@@ -27,16 +28,16 @@ class SAM(Method):
     counters = ("perturbed_steps",)
     rho: float = 0.05  # radius of the weight perturbation
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not self.rho > 0:
             raise InvalidInput(f"rho must be > 0 (the paper uses 0.05-0.1), got {self.rho!r}")
 
     @torch.no_grad()
-    def after_backward(self, closure) -> None:
-        params = [p for p in unwrap(self.model).parameters() if p.grad is not None]
-        grads = [p.grad for p in params]
+    def after_backward(self, closure: Callable[[], torch.Tensor]) -> None:
+        params: list[torch.Tensor] = [p for p in unwrap(self.model).parameters() if p.grad is not None]
+        grads = [p.grad for p in params if p.grad is not None]
         saved = [p.clone() for p in params]  # restored by copy: adding and subtracting is not exact in floats
-        torch._foreach_add_(params, torch._foreach_mul(grads, self.rho / (global_norm(grads) + 1e-12)))
+        torch._foreach_add_(params, list(torch._foreach_mul(grads, self.rho / (global_norm(grads) + 1e-12))))
         with torch.enable_grad(), buffers_preserved(self.model):
             closure()
         torch._foreach_copy_(params, saved)

@@ -11,7 +11,7 @@ def cnn(input_shape, num_classes: int, width: int = 16, norm: str = "batch") -> 
     """conv(w)-conv(w)-pool-conv(2w)-conv(2w)-pool (3x3 convs, each with norm and ReLU) as backbone; head
     fc(8w)-norm-ReLU-fc(classes). width 16 is the Fashion-MNIST preset's conv16-16-pool-32-32-pool-fc128."""
     channels, height, breadth = input_shape
-    layers = []
+    layers: list[nn.Module] = []
     for out_channels in (width, width, None, 2 * width, 2 * width, None):
         if out_channels is None:
             layers.append(nn.MaxPool2d(2))

@@ -10,7 +10,8 @@ from .layers import Classifier, norm_layer
 def mlp(input_shape, num_classes: int, width: int = 256, depth: int = 2, norm: str = "batch") -> Classifier:
     """Flatten, then `depth` x (Linear(width), norm, ReLU) as backbone; a Linear head. The MNIST-1D preset's
     MLP 40-256-256-10 with BatchNorm is the default."""
-    layers, features = [nn.Flatten()], 1
+    layers: list[nn.Module] = [nn.Flatten()]
+    features = 1
     for size in input_shape:
         features *= size
     for _ in range(depth):

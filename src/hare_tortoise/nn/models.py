@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 from torch import nn
 
@@ -36,7 +37,7 @@ def build(name: str, input_shape, num_classes: int, width: int | None = None, no
                          f"{tuple(input_shape)}: use model=mlp for them, or a dataset of images")
     if depth is not None and "depth" not in inspect.signature(MODELS[name]).parameters:
         raise InvalidInput(f"model {name!r} has no depth setting; leave depth unset (only mlp has one)")
-    options = {k: v for k, v in (("width", width), ("norm", norm), ("depth", depth)) if v is not None}
+    options: dict[str, Any] = {k: v for k, v in (("width", width), ("norm", norm), ("depth", depth)) if v is not None}
     model = MODELS[name](tuple(input_shape), num_classes, **options)
     if activation == "crelu" and use_crelu(model) == 0:
         raise InvalidInput(f"{name} has no ReLU that crelu can replace")

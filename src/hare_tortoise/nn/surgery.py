@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
 from ..errors import InvalidInput
@@ -14,17 +16,27 @@ def _halved(layer: nn.Module) -> nn.Module:
     if isinstance(layer, nn.Linear):
         return nn.Linear(layer.in_features, layer.out_features // 2, bias=layer.bias is not None)
     if isinstance(layer, (nn.Conv1d, nn.Conv2d)):
-        return type(layer)(layer.in_channels, layer.out_channels // 2, layer.kernel_size, layer.stride, layer.padding,
-                           layer.dilation, layer.groups, layer.bias is not None, layer.padding_mode)
+        # by name: torch's annotations give the sizes one length per class, the layer's attributes any length
+        shape: dict[str, Any] = {"kernel_size": layer.kernel_size, "stride": layer.stride, "padding": layer.padding,
+                                 "dilation": layer.dilation}
+        return type(layer)(layer.in_channels, layer.out_channels // 2, **shape, groups=layer.groups,
+                           bias=layer.bias is not None, padding_mode=layer.padding_mode)
     if isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d)):
         return type(layer)(layer.num_features // 2, layer.eps, layer.momentum, layer.affine, layer.track_running_stats)
     if isinstance(layer, nn.LayerNorm):
         return nn.LayerNorm(layer.normalized_shape[0] // 2, layer.eps, layer.elementwise_affine)
-    return nn.GroupNorm(layer.num_groups, layer.num_channels // 2, layer.eps, layer.affine)
+    if isinstance(layer, nn.GroupNorm):
+        return nn.GroupNorm(layer.num_groups, layer.num_channels // 2, layer.eps, layer.affine)
+    raise InvalidInput(f"crelu cannot halve {type(layer).__name__}: only Linear, Conv and norm layers")
 
 
 def _width(layer: nn.Module) -> int:
-    return getattr(layer, "out_features", None) or getattr(layer, "out_channels", None)
+    """Output features of a Linear, output channels of a Conv."""
+    if isinstance(layer, nn.Linear):
+        return layer.out_features
+    if isinstance(layer, (nn.Conv1d, nn.Conv2d)):
+        return layer.out_channels
+    raise InvalidInput(f"crelu halves Linear and Conv layers, not {type(layer).__name__}")
 
 
 def use_crelu(root: nn.Module) -> int:

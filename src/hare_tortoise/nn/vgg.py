@@ -12,9 +12,10 @@ VGG16 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512
 def vgg16(input_shape, num_classes: int, width: int = 64, norm: str = "batch", hidden: int = 1024) -> Classifier:
     """The 13 conv layers of VGG-16 (each 3x3 conv, norm, ReLU; 5 max-pools) as backbone, channel counts scaled by
     width/64; head of 2 hidden layers of `hidden` (1024 in the paper) with ReLU, then the classifier."""
-    channels, size, layers = input_shape[0], input_shape[1], []
+    channels, size = input_shape[0], input_shape[1]
+    layers: list[nn.Module] = []
     for item in VGG16:
-        if item == "M":
+        if isinstance(item, str):  # "M"
             layers.append(nn.MaxPool2d(2))
             size //= 2
             continue

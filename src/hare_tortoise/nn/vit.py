@@ -68,8 +68,9 @@ class ViTBackbone(nn.Module):
         nn.init.normal_(self.cls)
         nn.init.normal_(self.positions)
         for module in self.modules():
-            if module is not self and hasattr(module, "reset_parameters"):
-                module.reset_parameters()
+            reset = getattr(module, "reset_parameters", None)
+            if module is not self and callable(reset):
+                reset()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tokens = self.patches(x).flatten(2).transpose(1, 2)
@@ -78,6 +79,9 @@ class ViTBackbone(nn.Module):
 
 
 class ViT(Classifier):
+    backbone: ViTBackbone
+    head: nn.Linear
+
     def reset_parameters(self) -> None:
         """Fresh weights everywhere, the CLS token and positions included (used by full resets)."""
         self.backbone.reset_parameters()

@@ -17,17 +17,23 @@ from ..methods import Method
 from .dqn import DQN, DQNConfig, DrQEpsConfig
 
 
+class AgentSettings(Protocol):
+    """What the RL loop reads of an agent's settings dataclass."""
+
+    replay_start: int                 # agent steps before the first update
+    eval_epsilon: float               # exploration during evaluation
+
+
 class Agent(Protocol):
     """What the RL loop (`rl/loop.py`) uses of an agent.
 
     Built as `Agent(env, method, settings, seed, device=...)`, it calls `method.prepare_model`, `attach` and
     `check_model` on its trained network, then the step hooks (`loss_terms`, `after_backward`, `after_step`) around
-    each update; the loop calls the phase and epoch hooks (methods/base.py says what each means in RL). Its settings
-    dataclass has `replay_start` (agent steps before the first update) and `eval_epsilon`.
+    each update; the loop calls the phase and epoch hooks (methods/base.py says what each means in RL).
     """
 
     method: Method
-    config: object                    # its settings dataclass
+    config: AgentSettings             # its settings dataclass
     online: nn.Module                 # the trained network (the Hare)
     optimizer: torch.optim.Optimizer
     steps: int                        # agent steps taken
@@ -38,6 +44,10 @@ class Agent(Protocol):
     def run(self, steps: int) -> dict:
         """Interact and learn for `steps` more agent steps; returns loss, recent_return, seconds, steps_per_second
         and update_share of that stretch."""
+
+    def switch_env(self, env) -> None:
+        """Go on in `env` (the next game of a sequence, or the same one after a resume) from a fresh episode, with
+        no stored transition spanning the two; refuse an environment of other frames or actions."""
 
     def row_fields(self) -> dict:
         """The agent's own fields of a metrics row (DQN: its exploration epsilon)."""

@@ -99,7 +99,8 @@ class RLConfig(JsonConfig):
 
     def phase_steps(self) -> int:
         """Agent steps per phase: a game of the sequence, or the whole run on one game."""
-        return self.game_steps if self.games else self.steps
+        # validate() requires game_steps with games
+        return self.game_steps if self.games and self.game_steps is not None else self.steps
 
     def phase_game(self, phase: int) -> str:
         """The game of phase `phase`."""

@@ -161,6 +161,7 @@ class DQN:
         method.attach(self.online)
         with evaluating(self.online):
             method.check_model(as_input(torch.zeros(2, self.stack, *env.frame_shape), self.frame_dims))
+        self.optimizer: torch.optim.Optimizer
         if config.optimizer == "adam":
             self.optimizer = optim.adam(self.online.parameters(), config.lr, config.adam_eps,
                                         method.optimizer_overrides())
@@ -277,7 +278,7 @@ class DQN:
     def run(self, steps: int) -> dict:
         """Interact for `steps` more steps, updating once per step after the warm-up; returns timing and returns."""
         began, updating_before = time.perf_counter(), self.update_seconds
-        loss = math.nan
+        loss: float | torch.Tensor = math.nan
         for _ in range(steps):
             self.act()
             if self.steps > self.config.replay_start:

@@ -67,7 +67,7 @@ def evaluate_both(config: RLConfig, agent: Agent, episodes: int, seed: int, rng:
 def game_evaluation(config: RLConfig, agent: Agent, phase: int) -> dict:
     """The evaluation at the end of phase `phase` of a game sequence: `task_eval_episodes` episodes on each game of
     the sequence, on a random stream of their own (the training run is unchanged by them)."""
-    returns = {"game_returns": {}, "game_returns_online": {}}
+    returns: dict[str, dict[str, float]] = {"game_returns": {}, "game_returns_online": {}}
     for number, game in enumerate(dict.fromkeys(config.games)):
         seed = config.seed + 3_000_017 + 1_009 * phase + number
         result = evaluate_both(config, agent, config.task_eval_episodes, seed, random.Random(seed), game=game)

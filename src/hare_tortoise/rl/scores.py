@@ -84,7 +84,7 @@ AGGREGATES: dict[str, Callable[[np.ndarray], float]] = {
     "iqm": iqm, "median": median, "mean": mean, "optimality_gap": optimality_gap}
 
 
-def stratified_bootstrap(scores: np.ndarray, statistic: Callable[[np.ndarray], float], reps: int = 2000,
+def stratified_bootstrap(scores: np.ndarray, statistic: Callable[[np.ndarray], float | np.ndarray], reps: int = 2000,
                          confidence: float = 0.95, seed: int = 0):
     """Percentile interval of `statistic` over `reps` replicates, each resampling runs with replacement
     independently within every game (the game set stays fixed), as rliable's StratifiedBootstrap. A statistic

@@ -9,7 +9,7 @@ import torch
 from conftest import smoke
 from hare_tortoise.data import streams
 from hare_tortoise.data.batches import Inputs
-from hare_tortoise.evaluation import accuracy, matrix_columns, task_test
+from hare_tortoise.evaluation import accuracies, accuracy, matrix_columns, task_test
 from hare_tortoise.nn import models
 from hare_tortoise.runs import RunStore
 from hare_tortoise.train import prepare_dataset, train
@@ -74,6 +74,23 @@ def test_a_permuted_run_tests_each_task_on_its_permutation_and_records_the_matri
                         lambda x, p=p: inputs(x, None, p.input_permutation)) for p in phases]
     assert [ends[-1]["task_acc"][0], ends[-1]["task_acc"][2]] == [by_hand[0], by_hand[2]]
     assert ends[-1]["test_acc"] == by_hand[2] != by_hand[0]
+
+
+def test_accuracies_of_several_networks_on_shared_inputs_are_each_networks_own(dataset):
+    torch.manual_seed(0)
+    first, second = (models.build("mlp", dataset.input_shape, 10, 16) for _ in range(2))
+    second.train()
+    made = []
+
+    def inputs(x):
+        made.append(len(x))
+        return Inputs(dataset.mean, dataset.std)(x)
+
+    both = accuracies([first.eval(), second], dataset.x_test, dataset.y_test, inputs, 37)
+    assert made == [37] * (len(dataset.y_test) // 37) + [len(dataset.y_test) % 37]  # each batch made once for both
+    assert both == [accuracy(m, dataset.x_test, dataset.y_test, Inputs(dataset.mean, dataset.std), 37)
+                    for m in (first, second)] and both[0] != both[1]
+    assert not first.training and second.training  # each network's own mode back
 
 
 def test_a_hare_tortoise_run_records_the_matrix_of_both_networks(tmp_path, dataset):

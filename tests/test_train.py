@@ -202,8 +202,8 @@ def test_a_trainer_evaluates_in_the_batch_it_picked(tmp_path, monkeypatch):
     from hare_tortoise.evaluation import EVAL_BATCH
 
     batches = []
-    real = training.accuracy
-    monkeypatch.setattr(training, "accuracy", lambda *args, **kwargs: batches.append(args[4]) or real(*args, **kwargs))
+    real = training.accuracies
+    monkeypatch.setattr(training, "accuracies", lambda *args, **kwargs: batches.append(args[4]) or real(*args, **kwargs))
     trainer = Trainer(smoke(epochs=1), RunStore(tmp_path), progress=False)
     assert trainer.eval_batch == EVAL_BATCH  # the smoke MLP's activations are small
     trainer.eval_batch = 3

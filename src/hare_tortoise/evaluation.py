@@ -5,6 +5,7 @@ tested on, for the task-accuracy matrix."""
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable
 
 import torch
@@ -46,16 +47,26 @@ def evaluation_batch(model: torch.nn.Module, one_input: torch.Tensor, training_b
 
 
 @torch.no_grad()
-def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, inputs: Callable[[torch.Tensor], torch.Tensor],
-             batch_size: int = EVAL_BATCH,
-             bf16: bool = True) -> float:
-    """Top-1 accuracy of `model` in eval mode (its mode is restored afterwards); `bf16`: autocast on CUDA."""
-    correct = torch.zeros((), dtype=torch.long, device=y.device)
-    with autocast(y.device, bf16), evaluating(model):
+def accuracies(models: list[torch.nn.Module], x: torch.Tensor, y: torch.Tensor,
+               inputs: Callable[[torch.Tensor], torch.Tensor], batch_size: int = EVAL_BATCH,
+               bf16: bool = True) -> list[float]:
+    """Top-1 accuracy of each of `models` in eval mode (their modes are restored afterwards) on the same inputs,
+    made once per batch for all of them; `bf16`: autocast on CUDA."""
+    correct = [torch.zeros((), dtype=torch.long, device=y.device) for _ in models]
+    with autocast(y.device, bf16), contextlib.ExitStack() as modes:
+        for model in models:
+            modes.enter_context(evaluating(model))
         for start in range(0, len(y), batch_size):
-            logits = model(inputs(x[start:start + batch_size]))
-            correct += (logits.argmax(1) == y[start:start + batch_size]).sum()
-    return correct.item() / len(y)
+            batch, labels = inputs(x[start:start + batch_size]), y[start:start + batch_size]
+            for count, model in zip(correct, models):
+                count += (model(batch).argmax(1) == labels).sum()
+    return [count.item() / len(y) for count in correct]
+
+
+def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, inputs: Callable[[torch.Tensor], torch.Tensor],
+             batch_size: int = EVAL_BATCH, bf16: bool = True) -> float:
+    """Top-1 accuracy of `model` in eval mode (its mode is restored afterwards); `bf16`: autocast on CUDA."""
+    return accuracies([model], x, y, inputs, batch_size, bf16)[0]
 
 
 def autocast(device: torch.device, bf16: bool):
@@ -82,9 +93,15 @@ def task_test(phase: Phase, data: Dataset, size: int | None = None) -> tuple[tor
             y = test.label_map.to(y.device)[y]
     y = y.to(x.device)
     if size is not None and size < len(y):
-        rows = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))[:size].to(x.device)
-        x, y = x[rows], y[rows]
+        rows = _subsample(len(y), size).to(x.device)
+        x, y = x.index_select(0, rows), y.index_select(0, rows)
     return x, y
+
+
+@functools.lru_cache(maxsize=8)
+def _subsample(count: int, size: int) -> torch.Tensor:
+    """`size` of `count` rows drawn once (the tasks of a sequence share a test set: one draw for all)."""
+    return torch.randperm(count, generator=torch.Generator().manual_seed(0))[:size]
 
 
 def matrix_columns(task: int, tasks: int, earlier: int | None) -> list[int]:

@@ -27,7 +27,7 @@ from .core import HareTortoise
 from .data import streams
 from .data.batches import Inputs, shuffled_batches
 from .distributed import World, resolve_device
-from .evaluation import accuracy, autocast, evaluation_batch, matrix_columns, task_test
+from .evaluation import accuracies, autocast, evaluation_batch, matrix_columns, task_test
 from .flat import FlatGradients
 from .metrics import activation_calls, plasticity_metrics
 from .nn import models
@@ -283,22 +283,23 @@ class Trainer:
         for rows, labels in zip(phase.indices.split(size), phase.labels.split(size)):
             yield self.eval_inputs(self.data.x_train.index_select(0, rows), None, phase.input_permutation), labels
 
-    def _accuracy(self, model, phase: streams.Phase, size: int | None = None) -> float:
+    def _accuracies(self, models: list[torch.nn.Module], phase: streams.Phase, size: int | None = None) -> list[float]:
+        """Each network's accuracy on the phase's test, its inputs made once for all of them."""
         x, y = task_test(phase, self.data, size)
         inputs = functools.partial(self.eval_inputs, permutation=phase.input_permutation)
-        return accuracy(model, x, y, inputs, self.eval_batch, bf16=self.config.bf16)
+        return accuracies(models, x, y, inputs, self.eval_batch, bf16=self.config.bf16)
 
     def _evaluate(self, phase: streams.Phase) -> dict:
         """Test accuracy on the phase's own test (`Phase.test`; in a task sequence on `task_test_size` samples of
         it, the matrix's) of the trained network, the one the method reports, and the evaluation-only EMA shadow."""
         size = self.config.task_test_size if self.sequence else None
-        hare = self._accuracy(self.model, phase, size)
         reported = self.method.eval_model()
-        result = {"test_acc_hare": hare,
-                  "test_acc": hare if reported is self.model else self._accuracy(reported, phase, size)}
+        networks = {"test_acc_hare": self.model, "test_acc": reported}
         if self.shadow:
-            result["test_acc_shadow"] = self._accuracy(self.shadow.tortoise, phase, size)
-        return result
+            networks["test_acc_shadow"] = self.shadow.tortoise
+        distinct = list({id(model): model for model in networks.values()}.values())  # the Hare once if reported
+        found = dict(zip(map(id, distinct), self._accuracies(distinct, phase, size)))
+        return {key: found[id(model)] for key, model in networks.items()}
 
     def _matrix_row(self, index: int, own: dict) -> dict:
         """Row `index` of the task-accuracy matrix R[i][j] (Lopez-Paz & Ranzato 2017): after task i, the accuracy on
@@ -310,12 +311,14 @@ class Trainer:
         networks = {"task_acc": (self.method.eval_model(), own["test_acc"])}
         if networks["task_acc"][0] is not self.model:
             networks["task_acc_hare"] = (self.model, own["test_acc_hare"])
-        row: dict[str, list[float | None]] = {}
-        for key, (model, accuracy_here) in networks.items():
-            row[key] = [None] * tasks
-            for j in columns:
-                row[key][j] = accuracy_here if j == index else self._accuracy(model, self.phases[j],
-                                                                              config.task_test_size)
+        row: dict[str, list[float | None]] = {key: [None] * tasks for key in networks}
+        for key, (_, accuracy_here) in networks.items():
+            row[key][index] = accuracy_here
+        models = [model for model, _ in networks.values()]
+        for j in columns:
+            if j != index:
+                for key, value in zip(networks, self._accuracies(models, self.phases[j], config.task_test_size)):
+                    row[key][j] = value
         return row
 
 

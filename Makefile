@@ -12,7 +12,7 @@ FASHION_DIR := /usr/share/datasets/fashion-mnist
 # CI sets REQUIRE_SYSTEM_DEPS=1: there a missing Debian package is an error, elsewhere a warning (its test skips).
 REQUIRE_SYSTEM_DEPS ?= 0
 
-.PHONY: setup test demo system-deps bench reproduce reproduce-minatar continual
+.PHONY: setup test demo system-deps bench reproduce reproduce-minatar rl-design continual
 
 # torch goes in first and pinned: the package's torch range is then satisfied, and pip pulls no CUDA build.
 $(STAMP): pyproject.toml Makefile
@@ -84,6 +84,29 @@ MINATAR ?= runs/minatar-dqn-50k
 reproduce-minatar: $(STAMP)
 	$(HT) sweep minatar-dqn-50k --env all --methods base,hare_tortoise --seeds $(REPRO_SEEDS) --out $(MINATAR)
 	$(HT) report $(MINATAR) --out $(MINATAR)/report
+
+# docs/RL.md's design study of H&T in RL (issue 18), 5 seeds, the cheapest first: on the 5 MinAtar games, base and
+# the plasticity baselines beside H&T as the preset has it, (a) the Tortoise as the bootstrap target and the Hare
+# reset to it every 20,000 updates (the runs of reproduce-minatar are among them, and not run again), then (a) at
+# 10,000, (b) the agent's own target network as the bootstrap target, (c) the Tortoise acting, each at both
+# intervals; then the continual sequence with the same arms. About 275 runs of 50k steps (7-8 min each here, two at
+# a time: 17 hours) and 45 of 150k steps. Re-running resumes.
+RL_DESIGN := $(MINATAR)-design
+rl-design: $(STAMP)
+	$(HT) sweep minatar-dqn-50k --env all --methods base,hare_tortoise,reset,shrink_perturb,redo,cbp \
+	  --seeds $(REPRO_SEEDS) --out $(MINATAR)
+	$(HT) sweep minatar-dqn-50k --env all --methods hare_tortoise --seeds $(REPRO_SEEDS) --out $(RL_DESIGN)/a-10k \
+	  method.reset_every_steps=10000
+	$(HT) sweep minatar-dqn-50k --env all --methods hare_tortoise --seeds $(REPRO_SEEDS) --out $(RL_DESIGN)/b-own-target \
+	  method.reset_every_steps=10000,20000 agent.bootstrap_from=target_network
+	$(HT) sweep minatar-dqn-50k --env all --methods hare_tortoise --seeds $(REPRO_SEEDS) --out $(RL_DESIGN)/c-tortoise-acts \
+	  method.reset_every_steps=10000,20000 agent.act_with=method
+	$(HT) report $(MINATAR) $(RL_DESIGN) --out $(RL_DESIGN)/report
+	$(HT) sweep minatar-continual --methods base,hare_tortoise,shrink_perturb,redo,cbp,reset --seeds $(REPRO_SEEDS) \
+	  --out runs/minatar-continual
+	$(HT) sweep minatar-dqn-50k --env space_invaders,asterix,seaquest --methods base --seeds $(REPRO_SEEDS) \
+	  --out runs/minatar-fresh
+	$(HT) report runs/minatar-continual runs/minatar-fresh --out runs/minatar-continual/report
 
 # docs/CONTINUAL.md's studies: the 200-task permuted and random-label streams on MNIST-1D with the methods that
 # matter there (full_reset is the fresh-network reference of the plasticity ratio), 5 seeds; then H&T's reset

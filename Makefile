@@ -89,8 +89,8 @@ reproduce-minatar: $(STAMP)
 # the plasticity baselines beside H&T as the preset has it, (a) the Tortoise as the bootstrap target and the Hare
 # reset to it every 20,000 updates (the runs of reproduce-minatar are among them, and not run again), then (a) at
 # 10,000, (b) the agent's own target network as the bootstrap target, (c) the Tortoise acting, each at both
-# intervals; then the continual sequence with the same arms. About 275 runs of 50k steps (7-8 min each here, two at
-# a time: 17 hours) and 45 of 150k steps. Re-running resumes.
+# intervals; then the continual sequence with the baselines. About 275 runs of 50k steps (7-8 min each here, two
+# at a time: 17 hours) and 30 of 150k steps. Re-running resumes.
 RL_DESIGN := $(MINATAR)-design
 rl-design: $(STAMP)
 	$(HT) sweep minatar-dqn-50k --env all --methods base,hare_tortoise,reset,shrink_perturb,redo,cbp \
@@ -104,9 +104,8 @@ rl-design: $(STAMP)
 	$(HT) report $(MINATAR) $(RL_DESIGN) --out $(RL_DESIGN)/report
 	$(HT) sweep minatar-continual --methods base,hare_tortoise,shrink_perturb,redo,cbp,reset --seeds $(REPRO_SEEDS) \
 	  --out runs/minatar-continual
-	$(HT) sweep minatar-dqn-50k --env space_invaders,asterix,seaquest --methods base --seeds $(REPRO_SEEDS) \
-	  --out runs/minatar-fresh
-	$(HT) report runs/minatar-continual runs/minatar-fresh --out runs/minatar-continual/report
+	$(HT) report runs/minatar-continual $(MINATAR)/space_invaders/base $(MINATAR)/asterix/base $(MINATAR)/seaquest/base \
+	  --out runs/minatar-continual/report  # the single-game base runs: fresh agents of one stint
 
 # docs/CONTINUAL.md's studies: the 200-task permuted and random-label streams on MNIST-1D with the methods that
 # matter there (full_reset is the fresh-network reference of the plasticity ratio), 5 seeds; then H&T's reset

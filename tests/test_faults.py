@@ -184,6 +184,12 @@ def test_loading_another_architectures_state_leaves_the_tortoise_whole():
     assert all(torch.equal(v, before[k]) for k, v in ht.state_dict().items() if torch.is_tensor(v))
     with pytest.raises(ValueError, match="missing tortoise.0.bias"):
         ht.load_state_dict({k: v for k, v in before.items() if k != "tortoise.0.bias"})
+    # held in a parent module, loaded through the parent's load_state_dict: the same check, the same whole Tortoise
+    parent = nn.ModuleDict({"ht": ht})
+    with pytest.raises(ValueError, match=r"other shapes: tortoise.2.bias \(5,\) \(here \(3,\)\)"):
+        parent.load_state_dict({f"ht.{k}": v for k, v in other.items()})
+    assert all(torch.equal(v, before[k]) for k, v in ht.state_dict().items() if torch.is_tensor(v))
+    parent.load_state_dict({f"ht.{k}": v for k, v in before.items()})  # a state that fits loads
 
 
 @pytest.mark.parametrize("metric", ["effective_rank", "stable_rank", "approximate_rank", "dormant_fraction",

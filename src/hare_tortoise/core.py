@@ -217,22 +217,25 @@ class HareTortoise(nn.Module):
         self.training = mode
         return self
 
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
-        """nn.Module's, all or nothing: keys and shapes are checked first, so a state of another architecture
-        leaves the Tortoise as it was (torch's own would copy the tensors that fit, then raise)."""
+    def _load_from_state_dict(self, state_dict: Mapping[str, Any], prefix: str, local_metadata: dict, strict: bool,
+                              missing_keys: list[str], unexpected_keys: list[str], error_msgs: list[str]) -> None:
+        """All or nothing, whether the state is loaded into this module or into a parent that holds it: keys and
+        shapes under this module's prefix are checked before any tensor is copied (torch's own loading would copy
+        the tensors that fit, then raise), because torch loads a module before its submodules (the Tortoise)."""
         own = self.state_dict()
-        missing, unexpected = sorted(own.keys() - state_dict.keys()), sorted(state_dict.keys() - own.keys())
-        mismatched = [f"{k} {tuple(state_dict[k].shape)} (here {tuple(own[k].shape)})"
-                      for k in own.keys() & state_dict.keys()
-                      if torch.is_tensor(own[k]) and torch.is_tensor(state_dict[k])
-                      and own[k].shape != state_dict[k].shape]
+        given = {key[len(prefix):]: value for key, value in state_dict.items() if key.startswith(prefix)}
+        missing, unexpected = sorted(own.keys() - given.keys()), sorted(given.keys() - own.keys())
+        mismatched = [f"{k} {tuple(given[k].shape)} (here {tuple(own[k].shape)})"
+                      for k in own.keys() & given.keys()
+                      if torch.is_tensor(own[k]) and torch.is_tensor(given[k]) and own[k].shape != given[k].shape]
         problems = ([f"missing {', '.join(missing)}"] if strict and missing else []) + \
                    ([f"unexpected {', '.join(unexpected)}"] if strict and unexpected else []) + \
                    ([f"other shapes: {', '.join(sorted(mismatched))}"] if mismatched else [])
         if problems:
             raise InvalidInput(f"this state is not of this HareTortoise's network ({'; '.join(problems)}); nothing "
-                               "was loaded")
-        return super().load_state_dict(state_dict, strict, assign)
+                               "was loaded into it")
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
 
     def get_extra_state(self) -> dict:
         return {"num_updates": self.num_updates}

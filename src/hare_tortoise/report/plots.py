@@ -154,6 +154,7 @@ def _final_bars(members: list[Run], labels: list[str], setting: str, path: pathl
 def _plasticity(members: list[Run], labels: list[str], setting: str):
     """The whole-network plasticity metrics (effective rank, dormant fraction, ...) at each phase end."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     keys = sorted({k for r in members for row in r.rows if row.get("phase_end")
                    for k in row if k.startswith("metrics/") and k.count("/") == 1})
@@ -170,9 +171,11 @@ def _plasticity(members: list[Run], labels: list[str], setting: str):
             if phases and all(key in e[p] for e in ends for p in range(phases)):
                 values = np.array([[e[p][key] for p in range(phases)] for e in ends])
                 mean, low, high = t_means(values)
-                axis.plot(range(phases), mean, marker="o", color=colour, label=label)
+                # markers only while they stay apart (a 200-task sequence has 200 phase ends)
+                axis.plot(range(phases), mean, marker="o" if phases <= 20 else None, color=colour, label=label)
                 axis.fill_between(range(phases), low, high, color=colour, alpha=0.15, linewidth=0)
-        axis.set(title=key.removeprefix("metrics/").replace("_", " "), xlabel="phase", xticks=range(phases))
+        axis.set(title=key.removeprefix("metrics/").replace("_", " "), xlabel="phase")
+        axis.xaxis.set_major_locator(MaxNLocator(nbins=10, integer=True))  # readable ticks for 2 or 200 phases
     for axis in list(axes.flat)[len(keys):]:
         axis.axis("off")
     axes.flat[0].legend(fontsize=7)

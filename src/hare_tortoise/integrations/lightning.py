@@ -18,7 +18,6 @@ Tortoise and the update count are saved in Lightning's checkpoints and restored 
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any, Literal
 
 import lightning.pytorch as pl
@@ -27,11 +26,13 @@ from torch.utils.hooks import RemovableHandle
 
 from ..core import HareTortoise
 from ..errors import InvalidInput
-from . import check_callback_settings
+from . import PairCallback, check_callback_settings
 
 
-class HareTortoiseCallback(pl.Callback):
+class HareTortoiseCallback(PairCallback, pl.Callback):
     """Hare & Tortoise for a Lightning `Trainer` (see the module docstring)."""
+
+    built_when = "the Trainer has set the callback up (fit, validate, test)"
 
     def __init__(self, momentum: float = 0.999,            # m in tortoise <- m * tortoise + (1 - m) * hare
                  reset_every_steps: int | None = None,      # reset the Hare every this many optimizer steps
@@ -41,23 +42,11 @@ class HareTortoiseCallback(pl.Callback):
         check_callback_settings(reset_every_steps, reset_every_epochs, evaluate, ("tortoise", "hare", "both"))
         self.momentum, self.reset_every_steps, self.reset_every_epochs = momentum, reset_every_steps, reset_every_epochs
         self.evaluate, self.module = evaluate, module
-        self.pair: HareTortoise | None = None
+        self.pair = None
         self.resets = 0
         self._pending: dict | None = None  # a checkpoint's state, read before the Tortoise exists
         self._hook: RemovableHandle | None = None
-        self._swapped: contextlib.ExitStack | None = None
-
-    @property
-    def built(self) -> HareTortoise:
-        """The Hare & Tortoise pair, made when the Trainer sets the callback up (fit, validate, test)."""
-        if self.pair is None:
-            raise InvalidInput("the Tortoise exists once the Trainer has set the callback up (fit, validate, test)")
-        return self.pair
-
-    @property
-    def tortoise(self) -> nn.Module:
-        """The Tortoise (an eval-mode copy of the Hare's architecture)."""
-        return self.built.tortoise
+        self._swapped = None
 
     def _hare(self, pl_module: pl.LightningModule) -> nn.Module:
         if self.module is None:
@@ -103,8 +92,7 @@ class HareTortoiseCallback(pl.Callback):
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._follow_device()  # `trainer.validate` alone calls no on_fit_start
         if self.evaluate == "tortoise":
-            self._swapped = contextlib.ExitStack()
-            self._swapped.enter_context(self.built.tortoise_in_hare())
+            self._swap_in()
 
     def on_validation_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                                 batch_idx: int, dataloader_idx: int = 0) -> None:
@@ -120,16 +108,14 @@ class HareTortoiseCallback(pl.Callback):
         # an instance attribute: `self.log` inside validation_step (and log_dict) finds it first
         pl_module.log = prefixed  # type: ignore[method-assign]
         try:
-            with self.built.tortoise_in_hare():
+            with self.tortoise_in_hare():
                 several = len(trainer.num_val_batches) > 1  # Lightning passes dataloader_idx only then
                 pl_module.validation_step(batch, batch_idx, *((dataloader_idx,) if several else ()))
         finally:
             del pl_module.log
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self._swapped is not None:
-            self._swapped.close()  # the Hare's own values back, bit for bit
-            self._swapped = None
+        self._swap_back()
 
     def state_dict(self) -> dict:
         return {"pair": self.pair.state_dict() if self.pair is not None else None, "resets": self.resets}

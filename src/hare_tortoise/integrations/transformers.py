@@ -24,7 +24,6 @@ The Tortoise is saved beside each checkpoint
 
 from __future__ import annotations
 
-import contextlib
 import pathlib
 from typing import Any, Literal
 
@@ -34,7 +33,7 @@ from torch import nn
 
 from ..core import HareTortoise
 from ..errors import InvalidInput
-from . import check_callback_settings
+from . import PairCallback, check_callback_settings
 
 STATE_FILE = "hare_tortoise.pt"  # beside the Trainer's own files in each checkpoint folder
 
@@ -45,35 +44,23 @@ def _checkpoint_folder(args: transformers.TrainingArguments, state: transformers
     return pathlib.Path(args.output_dir or "trainer_output") / f"checkpoint-{state.global_step}"
 
 
-class HareTortoiseCallback(transformers.TrainerCallback):
+class HareTortoiseCallback(PairCallback, transformers.TrainerCallback):
     """Hare & Tortoise for a Transformers `Trainer` (see the module docstring)."""
+
+    built_when = "training has begun (Trainer.train)"
 
     def __init__(self, momentum: float = 0.999,            # m in tortoise <- m * tortoise + (1 - m) * hare
                  reset_every_steps: int | None = None,      # reset the Hare every this many optimizer steps
                  reset_every_epochs: int | None = None,     # ... or after every this many epochs
                  evaluate: Literal["tortoise", "hare"] = "tortoise"):  # the network scheduled evaluations run on
-        check_callback_settings(reset_every_steps, reset_every_epochs, evaluate)
+        check_callback_settings(reset_every_steps, reset_every_epochs, evaluate, ("tortoise", "hare"), hint=(
+            " (to see both: `trainer.evaluate()`, then `with callback.tortoise_in_hare(): "
+            "trainer.evaluate(metric_key_prefix='eval_tortoise')`)"))
         self.momentum, self.reset_every_steps, self.reset_every_epochs = momentum, reset_every_steps, reset_every_epochs
         self.evaluate = evaluate
-        self.pair: HareTortoise | None = None
+        self.pair = None
         self.resets = 0
-        self._swapped: contextlib.ExitStack | None = None
-
-    @property
-    def built(self) -> HareTortoise:
-        """The Hare & Tortoise pair, made when training begins."""
-        if self.pair is None:
-            raise InvalidInput("the Tortoise exists once training has begun (Trainer.train)")
-        return self.pair
-
-    def tortoise_in_hare(self) -> contextlib.AbstractContextManager[nn.Module]:
-        """A context in which the Trainer's model holds the Tortoise's values (HareTortoise.tortoise_in_hare)."""
-        return self.built.tortoise_in_hare()
-
-    @property
-    def tortoise(self) -> nn.Module:
-        """The Tortoise (an eval-mode copy of the model)."""
-        return self.built.tortoise
+        self._swapped = None
 
     def on_train_begin(self, args: transformers.TrainingArguments, state: transformers.TrainerState,
                        control: transformers.TrainerControl, model: nn.Module | None = None, **kwargs: Any) -> None:
@@ -87,19 +74,13 @@ class HareTortoiseCallback(transformers.TrainerCallback):
             self.pair.load_state_dict(stored["pair"])
             self.resets = int(stored["resets"])
 
-    def _restore(self) -> None:
-        if self._swapped is not None:
-            self._swapped.close()  # the Hare's own values back, bit for bit
-            self._swapped = None
-
     def _before_evaluation(self, control: transformers.TrainerControl) -> None:
-        if self.evaluate == "tortoise" and control.should_evaluate and self._swapped is None:
-            self._swapped = contextlib.ExitStack()
-            self._swapped.enter_context(self.built.tortoise_in_hare())
+        if self.evaluate == "tortoise" and control.should_evaluate:
+            self._swap_in()
 
     def on_step_begin(self, args: transformers.TrainingArguments, state: transformers.TrainerState,
             control: transformers.TrainerControl, **kwargs: Any) -> None:
-        self._restore()  # an evaluation that ended without on_evaluate must not leave the Tortoise in training
+        self._swap_back()  # an evaluation that ended without on_evaluate must not leave the Tortoise in training
 
     def on_step_end(self, args: transformers.TrainingArguments, state: transformers.TrainerState,
             control: transformers.TrainerControl, **kwargs: Any) -> None:
@@ -115,15 +96,15 @@ class HareTortoiseCallback(transformers.TrainerCallback):
 
     def on_evaluate(self, args: transformers.TrainingArguments, state: transformers.TrainerState,
             control: transformers.TrainerControl, **kwargs: Any) -> None:
-        self._restore()
+        self._swap_back()
 
     def on_save(self, args: transformers.TrainingArguments, state: transformers.TrainerState,
             control: transformers.TrainerControl, **kwargs: Any) -> None:
-        self._restore()
+        self._swap_back()
         folder = _checkpoint_folder(args, state)
         if folder.is_dir():
             torch.save({"pair": self.built.state_dict(), "resets": self.resets}, folder / STATE_FILE)
 
     def on_train_end(self, args: transformers.TrainingArguments, state: transformers.TrainerState,
             control: transformers.TrainerControl, **kwargs: Any) -> None:
-        self._restore()
+        self._swap_back()

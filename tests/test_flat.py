@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from hare_tortoise.flat import FlatGradients, FlatTensors
+from hare_tortoise.flat import FlatGradients, FlatTensors, clip_coefficient
 
 
 def test_tensors_move_into_one_buffer_back_to_back_with_their_values():
@@ -88,6 +88,36 @@ def test_clipping_follows_clip_grad_norm(scale):
     for p, q in zip(model.parameters(), twin.parameters()):
         assert torch.allclose(p.grad, q.grad, rtol=1e-5, atol=1e-9)
     assert float(gradients.norm()) <= 0.5 * (1 + 1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_cpu_clip_gives_the_bits_of_the_tensor_expression(dtype):
+    """The CPU path computes min(1, max_norm / (norm + 1e-6)) in Python floats; it must round as torch's 0-d tensor
+    ops do, so that a clipped run gives the same numbers as before (and as on an accelerator)."""
+    generator = torch.Generator().manual_seed(0)
+    for trial in range(3000):
+        size = int(torch.randint(1, 3000, (), generator=generator))
+        scale = 10 ** float(torch.empty(()).uniform_(-6, 5, generator=generator))
+        buffer = torch.randn(size, dtype=dtype, generator=generator) * scale
+        max_norm = (0.5, 1.0, float(torch.empty(()).uniform_(0.01, 5, generator=generator)))[trial % 3]
+        norm = torch.dot(buffer, buffer).sqrt()
+        expected = torch.clamp(max_norm / (norm + 1e-6), max=1.0)
+        assert clip_coefficient(norm.item(), max_norm, dtype) == expected.item()
+        gradients = FlatGradients([nn.Parameter(torch.zeros(size, dtype=dtype))])
+        gradients.zero()
+        gradients.buffer.copy_(buffer)
+        gradients.clip(max_norm)
+        assert torch.equal(gradients.buffer, buffer * expected)
+
+
+def test_the_clip_coefficient_keeps_the_tensor_expressions_special_values():
+    for dtype in (torch.float32, torch.float64):
+        for norm in (0.0, float("inf"), float("nan"), 1e-30):
+            expected = torch.clamp(0.5 / (torch.tensor(norm, dtype=dtype) + 1e-6), max=1.0).item()
+            got = clip_coefficient(norm, 0.5, dtype)
+            assert got == expected or (got != got and expected != expected)
+    with pytest.raises(ValueError, match="bfloat16"):
+        clip_coefficient(1.0, 0.5, torch.bfloat16)
 
 
 def test_a_norm_under_the_limit_leaves_the_gradients_as_they_were():

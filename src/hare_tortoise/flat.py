@@ -10,6 +10,7 @@ norm and the clipping are one kernel each.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable
 
 import torch
@@ -64,6 +65,25 @@ def _new_buffer(tensors: list[torch.Tensor]) -> torch.Tensor | None:
         tensor.data = view
         offset += tensor.numel()
     return buffer
+
+
+_FLOAT32 = struct.Struct("f")
+
+
+def _as_float32(x: float) -> float:
+    """`x` rounded to the nearest float32 (IEEE round-half-even), as a float32 operation rounds its result."""
+    return _FLOAT32.unpack(_FLOAT32.pack(x))[0]
+
+
+def clip_coefficient(norm: float, max_norm: float, dtype: torch.dtype) -> float:
+    """min(1, max_norm / (norm + 1e-6)) in Python floats, rounded after each operation to `dtype`
+    (float32 or float64) as torch rounds the same expression on a 0-d tensor of that dtype (where `max_norm / t` is
+    `t.reciprocal() * max_norm`): the same bits as `clip_grad_norm_`'s coefficient. For float32 each double result
+    rounded once to float32 is the correctly rounded float32 result (53 >= 2 * 24 + 2 bits), so no double rounding."""
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"clip_coefficient rounds as float32 or float64 does, not as {dtype}")
+    to = _as_float32 if dtype == torch.float32 else float
+    return min(to(to(1.0 / to(norm + to(1e-6))) * to(max_norm)), 1.0)
 
 
 class FlatTensors:
@@ -143,6 +163,15 @@ class FlatGradients:
     def clip(self, max_norm: float) -> None:
         """Scale all gradients so that their global norm is at most `max_norm` (clip_grad_norm_'s rule)."""
         if (buffer := self._in_buffer()) is not None:
-            buffer.mul_(torch.clamp(max_norm / (self._buffer_norm(buffer) + 1e-6), max=1.0))
+            if buffer.device.type == "cpu" and buffer.dtype in (torch.float32, torch.float64):
+                # on the CPU reading the norm costs no device sync, and the coefficient's four 0-d tensor ops cost
+                # 50-100 us inside a training step (benchmarks/README.md): the same bits in Python floats (the
+                # square root stays torch's, whose float32 result is not always the correctly rounded one)
+                norm = self._buffer_norm(buffer).item()
+                coefficient = clip_coefficient(norm, max_norm, buffer.dtype)
+                if coefficient != 1.0:  # x * 1.0 is x: nothing to scale
+                    buffer.mul_(coefficient)
+            else:  # an accelerator would wait for .item(): the coefficient stays on the device
+                buffer.mul_(torch.clamp(max_norm / (self._buffer_norm(buffer) + 1e-6), max=1.0))
         elif grads := self._grads():
             torch._foreach_mul_(grads, torch.clamp(max_norm / (global_norm(grads) + 1e-6), max=1.0))

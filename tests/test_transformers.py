@@ -1,7 +1,7 @@
 """The Transformers callback with a tiny model built from a config (no download): the Tortoise follows the Hare
 once per optimizer step (its closed form over the Hare's values, with gradient accumulation), scheduled evaluations
-see the Tortoise while training goes on unchanged, and a run resumed from a checkpoint ends with the Tortoise of an
-uninterrupted one."""
+see the Tortoise while training goes on unchanged, evaluate="both" logs both networks with training unchanged, and
+a run resumed from a checkpoint ends with the Tortoise of an uninterrupted one."""
 
 import pytest
 import torch
@@ -105,6 +105,50 @@ def test_an_evaluation_started_by_hand_sees_the_hare_or_in_tortoise_in_hare_the_
     assert all(torch.equal(v, hare[k]) for k, v in run.model.state_dict().items())  # the Hare back, bit for bit
 
 
-def test_evaluate_both_is_refused_with_the_two_evaluations_that_give_it():
-    with pytest.raises(ValueError, match="tortoise_in_hare"):
-        HareTortoiseCallback(evaluate="both")
+class Logged(transformers.TrainerCallback):
+    """Every row the Trainer logs."""
+
+    def __init__(self):
+        self.rows = []
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        self.rows.append(dict(logs))
+
+
+def test_evaluate_both_logs_the_hares_then_the_tortoises_metrics_and_training_is_unchanged(tmp_path):
+    both, logged = HareTortoiseCallback(momentum=0.8, reset_every_epochs=1, evaluate="both"), Logged()
+    recorder = Recorder(both)
+    run = trainer([recorder, logged], tmp_path / "a", eval_strategy="steps", eval_steps=2)
+    both.add_to(run)
+    run.train()
+    evaluations = [row for row in logged.rows if any(key.startswith("eval_") for key in row)]
+    assert len(evaluations) == 2 * 6  # 12 steps, an evaluation every 2: the Hare's row, then the Tortoise's
+    assert all("eval_loss" in hare and "eval_tortoise_loss" in tortoise
+               for hare, tortoise in zip(evaluations[::2], evaluations[1::2]))
+    assert all(hare["eval_loss"] != tortoise["eval_tortoise_loss"]  # two networks, two losses
+               for hare, tortoise in zip(evaluations[::2], evaluations[1::2]))
+    # each evaluation's 2 batches: the Hare's own values, then the Tortoise's
+    assert recorder.evaluated_tortoise == [False, False, True, True] * 6
+    plain = HareTortoiseCallback(momentum=0.8, reset_every_epochs=1, evaluate="hare")
+    reference = trainer([plain], tmp_path / "b", eval_strategy="steps", eval_steps=2)
+    reference.train()
+    for (name, a), (_, b) in zip(run.model.named_parameters(), reference.model.named_parameters()):
+        assert torch.equal(a, b), name
+    # by hand too (the last epoch's reset made the Hare the Tortoise, so both losses are one here)
+    metrics = run.evaluate()
+    with plain.tortoise_in_hare():
+        by_hand = reference.evaluate(metric_key_prefix="eval_tortoise")
+    assert metrics["eval_loss"] == reference.evaluate()["eval_loss"]
+    assert metrics["eval_tortoise_loss"] == by_hand["eval_tortoise_loss"]
+
+
+def test_evaluate_both_needs_the_trainer_and_says_how_to_give_it(tmp_path):
+    callback = HareTortoiseCallback(evaluate="both")
+    with pytest.raises(ValueError, match=r"callback.add_to\(trainer\)"):
+        trainer([callback], tmp_path).train()
+    run = trainer([], tmp_path / "b")
+    added = HareTortoiseCallback(evaluate="both").add_to(run)
+    with pytest.raises(ValueError, match="once training has begun"):
+        run.evaluate()  # before training there is no Tortoise: refused before the Hare's evaluation
+    with pytest.raises(ValueError, match="already added"):
+        added.add_to(run)

@@ -11,15 +11,14 @@ from ..errors import InvalidInput
 
 
 def check_callback_settings(reset_every_steps: int | None, reset_every_epochs: int | None, evaluate: str,
-                            choices: tuple[str, ...], hint: str = "") -> None:
-    """The checks every trainer callback makes of its schedule and of the network it evaluates (one of `choices`;
-    `hint` follows the refusal of another)."""
+                            choices: tuple[str, ...]) -> None:
+    """The checks every trainer callback makes of its schedule and of the network it evaluates (one of `choices`)."""
     if reset_every_steps is not None and reset_every_epochs is not None:
         raise InvalidInput("give reset_every_steps or reset_every_epochs, not both")
     if reset_every_epochs is not None and reset_every_epochs < 1:
         raise InvalidInput(f"reset_every_epochs must be >= 1, got {reset_every_epochs!r}")
     if evaluate not in choices:
-        raise InvalidInput(f"evaluate must be {' or '.join(map(repr, choices))}, got {evaluate!r}{hint}")
+        raise InvalidInput(f"evaluate must be {' or '.join(map(repr, choices))}, got {evaluate!r}")
 
 
 class PairCallback:

@@ -137,4 +137,14 @@ def test_the_report_tabulates_the_sequence_metrics_and_draws_the_matrix_and_curv
     assert cells["full_reset"].columns["plasticity ratio"].mean == pytest.approx(1.0)
     text, figures = report([tmp_path], tmp_path / "report")
     assert "backward transfer [t]" in text and "hare_tortoise (hare)" in text
+    assert "On random labels" not in text  # the note belongs to random-label streams only
     assert {p.name for p in figures} >= {f"mnist1d_mlp_permuted_inputs-{kind}.png" for kind in ("tasks", "matrix")}
+
+
+def test_the_report_says_what_forgetting_means_on_random_labels(tmp_path, dataset):
+    from hare_tortoise.report import report
+
+    train(smoke(protocol="random_labels", tasks=2, task_size=50), tmp_path / "base" / "seed1", dataset,
+          progress=False)
+    text, _ = report([tmp_path], tmp_path / "report")
+    assert "mnist1d/mlp/random_labels" in text and "restate trainability, not lost knowledge" in text

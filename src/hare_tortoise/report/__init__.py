@@ -14,7 +14,7 @@ from .rl import plots as rl_plots
 from .rl import tables as rl_tables
 from .rl_sequences import game_sequence_cells, game_sequence_plots
 from .runs import Cell, Run, mark_variants, read_runs
-from .sequences import sequence_cells, sequence_plots
+from .sequences import RANDOM_LABELS_NOTE, sequence_cells, sequence_plots
 from .supervised import averaging_and_resets, largest_fall, supervised_cells
 from .tables import markdown, write_csv
 
@@ -56,7 +56,8 @@ def report(directories: list[str | pathlib.Path], out: str | pathlib.Path) -> tu
                                   "negative: forgetting), forgetting (Chaudhry et al. 2018), each task's own test "
                                   "accuracy at its end over the last tenth of the tasks, and that over a fresh "
                                   "network's on the same tasks (the setting's full_reset runs): the plasticity "
-                                  "ratio. Entries of R not tested are skipped."), ""]
+                                  "ratio. Entries of R not tested are skipped." + RANDOM_LABELS_NOTE * any(
+                                      "/random_labels" in cell.setting for cell in sequences)), ""]
     if any(r.is_rl for r in runs):
         text, rl_cells = rl_tables(runs)
         cells += rl_cells

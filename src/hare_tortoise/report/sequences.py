@@ -51,6 +51,12 @@ def _finished(members: list[Run], key: str) -> list[Run]:
     return [r for r in members if r.finished and any(key in row for row in _ends(r))]
 
 
+# what the matrix measures when every task relabels the same samples at random (the report's caption says it)
+RANDOM_LABELS_NOTE = (" On random labels every task relabels the same samples at random, so an earlier task's "
+                      "accuracy after later tasks is its memorised labels surviving, near chance once they are "
+                      "overwritten: there, forgetting and backward transfer restate trainability, not lost knowledge.")
+
+
 def sequence_cells(runs: list[Run]) -> list[Cell]:
     """Per setting, method and network: average accuracy, backward transfer and forgetting of the matrix (in
     points), the mean own-task accuracy over the last tenth of the tasks, and the plasticity ratio there: that

@@ -57,7 +57,14 @@ class WandB:
         self.run.log(scalars, step=step)
 
     def close(self) -> None:
+        import wandb
+
         self.run.finish()
+        # finish() can return before W&B's service has written the run's file; teardown waits for it, so that the
+        # run is whole on disk when the run returns (the service's atexit hook would come only at interpreter exit).
+        # Not while another W&B run of the caller's is active: teardown would finish it too
+        if wandb.run is None:
+            wandb.teardown()
 
 
 SINKS: dict[str, type[Sink]] = {"tensorboard": TensorBoard, "wandb": WandB}

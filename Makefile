@@ -134,7 +134,9 @@ continual: $(STAMP)
 	$(HT) sweep mnist1d-warm --methods base --seeds 1-3 --out $(CONTINUAL)/warm-grid-base lr=3e-4,1e-3,3e-3
 	$(HT) sweep mnist1d-permuted-long --methods hare_tortoise --seeds 1-3 --out $(CONTINUAL)/hare-tortoise-grid \
 	  method.reset_every_steps=126,315,630 method.momentum=0.99,0.995,0.999 lr=3e-4,1e-3,3e-3
+	$(HT) sweep mnist1d-permuted-long --methods base --seeds 1-3 --out $(CONTINUAL)/hare-tortoise-grid-base \
+	  lr=3e-4,1e-3,3e-3
 	$(HT) report $(CONTINUAL)/permuted --out $(CONTINUAL)/report-permuted
 	$(HT) report $(CONTINUAL)/random-labels --out $(CONTINUAL)/report-random-labels
 	$(HT) report $(CONTINUAL)/warm-grid $(CONTINUAL)/warm-grid-base --out $(CONTINUAL)/report-warm-grid
-	$(HT) report $(CONTINUAL)/hare-tortoise-grid $(CONTINUAL)/permuted/base --out $(CONTINUAL)/report-grid
+	$(HT) report $(CONTINUAL)/hare-tortoise-grid $(CONTINUAL)/hare-tortoise-grid-base --out $(CONTINUAL)/report-grid

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 
 import torch
 
+from .errors import InvalidInput
 from .tensors import global_norm
 
 
@@ -81,9 +82,14 @@ def clip_coefficient(norm: float, max_norm: float, dtype: torch.dtype) -> float:
     `t.reciprocal() * max_norm`): the same bits as `clip_grad_norm_`'s coefficient. For float32 each double result
     rounded once to float32 is the correctly rounded float32 result (53 >= 2 * 24 + 2 bits), so no double rounding."""
     if dtype not in (torch.float32, torch.float64):
-        raise ValueError(f"clip_coefficient rounds as float32 or float64 does, not as {dtype}")
+        raise InvalidInput(f"clip_coefficient rounds as float32 or float64 does, not as {dtype}")
     to = _as_float32 if dtype == torch.float32 else float
     return min(to(to(1.0 / to(norm + to(1e-6))) * to(max_norm)), 1.0)
+
+
+def _coefficient(norm: torch.Tensor, max_norm: float) -> torch.Tensor:
+    """clip_grad_norm_'s min(1, max_norm / (norm + 1e-6)), as a 0-d tensor on the norm's device."""
+    return torch.clamp(max_norm / (norm + 1e-6), max=1.0)
 
 
 class FlatTensors:
@@ -172,6 +178,6 @@ class FlatGradients:
                 if coefficient != 1.0:  # x * 1.0 is x: nothing to scale
                     buffer.mul_(coefficient)
             else:  # an accelerator would wait for .item(): the coefficient stays on the device
-                buffer.mul_(torch.clamp(max_norm / (self._buffer_norm(buffer) + 1e-6), max=1.0))
+                buffer.mul_(_coefficient(self._buffer_norm(buffer), max_norm))
         elif grads := self._grads():
-            torch._foreach_mul_(grads, torch.clamp(max_norm / (global_norm(grads) + 1e-6), max=1.0))
+            torch._foreach_mul_(grads, _coefficient(global_norm(grads), max_norm))

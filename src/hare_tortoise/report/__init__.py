@@ -56,8 +56,8 @@ def report(directories: list[str | pathlib.Path], out: str | pathlib.Path) -> tu
                                   "negative: forgetting), forgetting (Chaudhry et al. 2018), each task's own test "
                                   "accuracy at its end over the last tenth of the tasks, and that over a fresh "
                                   "network's on the same tasks (the setting's full_reset runs): the plasticity "
-                                  "ratio. Entries of R not tested are skipped." + RANDOM_LABELS_NOTE * any(
-                                      "/random_labels" in cell.setting for cell in sequences)), ""]
+                                  "ratio. Entries of R not tested are skipped." + (RANDOM_LABELS_NOTE if any(
+                                      "/random_labels" in cell.setting for cell in sequences) else "")), ""]
     if any(r.is_rl for r in runs):
         text, rl_cells = rl_tables(runs)
         cells += rl_cells

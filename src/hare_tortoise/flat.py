@@ -69,6 +69,7 @@ def _new_buffer(tensors: list[torch.Tensor]) -> torch.Tensor | None:
 
 
 _FLOAT32 = struct.Struct("f")
+_PYTHON_ROUNDED = (torch.float32, torch.float64)  # the dtypes clip_coefficient rounds as
 
 
 def _as_float32(x: float) -> float:
@@ -81,7 +82,7 @@ def clip_coefficient(norm: float, max_norm: float, dtype: torch.dtype) -> float:
     (float32 or float64) as torch rounds the same expression on a 0-d tensor of that dtype (where `max_norm / t` is
     `t.reciprocal() * max_norm`): the same bits as `clip_grad_norm_`'s coefficient. For float32 each double result
     rounded once to float32 is the correctly rounded float32 result (53 >= 2 * 24 + 2 bits), so no double rounding."""
-    if dtype not in (torch.float32, torch.float64):
+    if dtype not in _PYTHON_ROUNDED:
         raise InvalidInput(f"clip_coefficient rounds as float32 or float64 does, not as {dtype}")
     to = _as_float32 if dtype == torch.float32 else float
     return min(to(to(1.0 / to(norm + to(1e-6))) * to(max_norm)), 1.0)
@@ -169,7 +170,7 @@ class FlatGradients:
     def clip(self, max_norm: float) -> None:
         """Scale all gradients so that their global norm is at most `max_norm` (clip_grad_norm_'s rule)."""
         if (buffer := self._in_buffer()) is not None:
-            if buffer.device.type == "cpu" and buffer.dtype in (torch.float32, torch.float64):
+            if buffer.device.type == "cpu" and buffer.dtype in _PYTHON_ROUNDED:
                 # on the CPU reading the norm costs no device sync, and the coefficient's four 0-d tensor ops cost
                 # 50-100 us inside a training step (benchmarks/README.md): the same bits in Python floats (the
                 # square root stays torch's, whose float32 result is not always the correctly rounded one)

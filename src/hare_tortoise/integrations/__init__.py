@@ -9,16 +9,17 @@ from torch import nn
 from ..core import HareTortoise
 from ..errors import InvalidInput
 
+EVALUATE = ("tortoise", "hare", "both")  # the networks a trainer callback can evaluate
 
-def check_callback_settings(reset_every_steps: int | None, reset_every_epochs: int | None, evaluate: str,
-                            choices: tuple[str, ...]) -> None:
-    """The checks every trainer callback makes of its schedule and of the network it evaluates (one of `choices`)."""
+
+def check_callback_settings(reset_every_steps: int | None, reset_every_epochs: int | None, evaluate: str) -> None:
+    """The checks every trainer callback makes of its schedule and of the network it evaluates (one of EVALUATE)."""
     if reset_every_steps is not None and reset_every_epochs is not None:
         raise InvalidInput("give reset_every_steps or reset_every_epochs, not both")
     if reset_every_epochs is not None and reset_every_epochs < 1:
         raise InvalidInput(f"reset_every_epochs must be >= 1, got {reset_every_epochs!r}")
-    if evaluate not in choices:
-        raise InvalidInput(f"evaluate must be {' or '.join(map(repr, choices))}, got {evaluate!r}")
+    if evaluate not in EVALUATE:
+        raise InvalidInput(f"evaluate must be {' or '.join(map(repr, EVALUATE))}, got {evaluate!r}")
 
 
 class PairCallback:

@@ -39,7 +39,7 @@ class HareTortoiseCallback(PairCallback, pl.Callback):
                  reset_every_epochs: int | None = None,     # ... or after every this many epochs
                  evaluate: Literal["tortoise", "hare", "both"] = "tortoise",  # the network(s) validation runs on
                  module: str | None = None):                # the attribute of the Hare in the LightningModule
-        check_callback_settings(reset_every_steps, reset_every_epochs, evaluate, ("tortoise", "hare", "both"))
+        check_callback_settings(reset_every_steps, reset_every_epochs, evaluate)
         self.momentum, self.reset_every_steps, self.reset_every_epochs = momentum, reset_every_steps, reset_every_epochs
         self.evaluate, self.module = evaluate, module
         self.pair = None

@@ -58,7 +58,7 @@ class HareTortoiseCallback(PairCallback, transformers.TrainerCallback):
                  reset_every_steps: int | None = None,      # reset the Hare every this many optimizer steps
                  reset_every_epochs: int | None = None,     # ... or after every this many epochs
                  evaluate: Literal["tortoise", "hare", "both"] = "tortoise"):  # the network(s) evaluations run on
-        check_callback_settings(reset_every_steps, reset_every_epochs, evaluate, ("tortoise", "hare", "both"))
+        check_callback_settings(reset_every_steps, reset_every_epochs, evaluate)
         self.momentum, self.reset_every_steps, self.reset_every_epochs = momentum, reset_every_steps, reset_every_epochs
         self.evaluate = evaluate
         self.pair = None

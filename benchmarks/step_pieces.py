@@ -46,9 +46,10 @@ def per_step(config, dataset) -> dict[str, float]:
 
     return {
         "the Tortoise update (HareTortoise.update)": microseconds(ht.update),
-        "gathering and normalising the batch": microseconds(
+        "gathering and normalising one batch (the engine: a chunk of batches at once)": microseconds(
             lambda: inputs(dataset.x_train.index_select(0, rows), generator)),
-        "counting correct answers": microseconds(lambda: correct.add_((logits.detach().argmax(1) == y).sum())),
+        "counting correct answers per step (the engine: once an epoch)": microseconds(
+            lambda: correct.add_((logits.detach().argmax(1) == y).sum())),
         "summing the loss": microseconds(lambda: loss_sum.add_(loss, alpha=256)),
         "a disabled torch.autocast (no longer entered on the CPU)": microseconds(disabled_autocast),
         "our gradient clipping (FlatGradients.clip: one buffer)": microseconds(lambda: gradients.clip(1e9)),

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from hare_tortoise.data.batches import Inputs, random_crop, random_flip, random_shift, shuffled_batches
+from hare_tortoise.data.batches import Inputs, batch_inputs, random_crop, random_flip, random_shift, shuffled_batches
 
 
 def test_random_crop_is_a_shifted_window_of_the_zero_padded_image():
@@ -58,3 +58,21 @@ def test_shuffled_batches_cover_every_sample_once_with_its_label():
     assert all(torch.equal(targets, rows % 3) for rows, targets in batches)
     again = shuffled_batches(indices, labels, 4, torch.Generator().manual_seed(0))
     assert all(torch.equal(a, b) for (a, _), (b, _) in zip(batches, again))
+
+
+@pytest.mark.parametrize("augment", [False, True])
+@pytest.mark.parametrize("chunk_bytes", [1, 3 * 4 * 3 * 8 * 8, 2**30])  # a batch a chunk, 3 batches, all at once
+def test_batch_inputs_equal_the_batch_by_batch_inputs_bit_for_bit(augment, chunk_bytes):
+    samples = torch.randint(0, 256, (50, 3, 8, 8), dtype=torch.uint8)
+    inputs = Inputs(mean=(0.4, 0.5, 0.6), std=(0.2, 0.25, 0.3), augment=augment)
+    permutation = torch.randperm(3 * 8 * 8, generator=torch.Generator().manual_seed(1))
+    batches = shuffled_batches(torch.arange(50), torch.arange(50) % 10, 8, torch.Generator().manual_seed(0))
+    expected_draws, draws = torch.Generator().manual_seed(2), torch.Generator().manual_seed(2)
+    expected = [inputs(samples.index_select(0, rows), expected_draws, permutation) for rows, _ in batches]
+    made = list(batch_inputs(samples, batches, inputs, draws, permutation, chunk_bytes))
+    assert [m.shape for m in made] == [e.shape for e in expected] and len(made) == 7  # the last batch holds 2
+    assert all(torch.equal(m, e) for m, e in zip(made, expected))
+    assert torch.equal(draws.get_state(), expected_draws.get_state())  # augmentation drew as much, in that order
+    if augment:  # the draws did act: another generator gives other inputs
+        other = list(batch_inputs(samples, batches, inputs, torch.Generator().manual_seed(3), permutation))
+        assert not all(torch.equal(o, e) for o, e in zip(other, expected))

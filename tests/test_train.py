@@ -33,6 +33,28 @@ def test_a_run_writes_config_rows_checkpoint_and_summary(tmp_path):
     assert rows[-1]["step"] == 20 * 1 + 2 * 7  # 20 samples in 1 batch; 200 samples in 7 batches of 32
 
 
+def test_train_loss_and_accuracy_are_the_epochs_sample_weighted_loss_and_fraction_correct(tmp_path, monkeypatch):
+    from hare_tortoise import train as training
+
+    seen = []
+
+    def cross_entropy(logits, targets):
+        loss = torch.nn.functional.cross_entropy(logits, targets)
+        seen.append((loss.item(), (logits.argmax(1) == targets).sum().item(), len(targets)))
+        return loss
+
+    monkeypatch.setattr(training, "F", type("F", (), {"cross_entropy": staticmethod(cross_entropy)}))
+    train(smoke(), tmp_path, progress=False)
+    rows = RunStore(tmp_path).rows()
+    steps = [r["step"] for r in rows]
+    for row, begin in zip(rows, [0, *steps]):
+        epoch = seen[begin:row["step"]]  # each step's one loss (no method here adds a second forward)
+        samples = sum(n for _, _, n in epoch)
+        assert row["train_loss"] == pytest.approx(sum(loss * n for loss, _, n in epoch) / samples, rel=1e-6)
+        assert row["train_acc"] == sum(correct for _, correct, _ in epoch) / samples
+    assert len(seen) == steps[-1] and len({r["train_acc"] for r in rows}) > 3  # accuracies that vary
+
+
 def test_a_finished_run_is_not_trained_again(tmp_path):
     first = train(smoke(), tmp_path, progress=False)
     modified = os.path.getmtime(tmp_path / "metrics.jsonl")

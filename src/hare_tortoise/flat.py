@@ -166,9 +166,9 @@ class FlatGradients:
         buffer = self._in_buffer()
         return self._buffer_norm(buffer) if buffer is not None else global_norm(self._grads())
 
-    @torch.no_grad()
     def clip(self, max_norm: float) -> None:
         """Scale all gradients so that their global norm is at most `max_norm` (clip_grad_norm_'s rule)."""
+        # the buffer never requires grad (autograd only adds into it): no no_grad to enter, 1.4 us a step
         if (buffer := self._in_buffer()) is not None:
             if buffer.device.type == "cpu" and buffer.dtype in _PYTHON_ROUNDED:
                 # on the CPU reading the norm costs no device sync, and the coefficient's four 0-d tensor ops cost
@@ -181,4 +181,5 @@ class FlatGradients:
             else:  # an accelerator would wait for .item(): the coefficient stays on the device
                 buffer.mul_(_coefficient(self._buffer_norm(buffer), max_norm))
         elif grads := self._grads():
-            torch._foreach_mul_(grads, _coefficient(global_norm(grads), max_norm))
+            with torch.no_grad():  # gradients of a create_graph backward require grad
+                torch._foreach_mul_(grads, _coefficient(global_norm(grads), max_norm))

@@ -70,6 +70,17 @@ def test_every_preset_validates_with_every_method(name):
         assert resolve(name, method, None, None, []).validate()
 
 
+@pytest.mark.parametrize("name", [n for n in presets.available() if presets.get(n).kind == "rl"])
+def test_every_rl_preset_bootstraps_hare_tortoise_from_the_agents_own_target_network(name):
+    """The design docs/RL.md's study chose; the Tortoise stays the evaluated network, the Hare's reset target."""
+    config = resolve(name, "hare_tortoise", None, None, [])
+    assert config.agent_settings["bootstrap_from"] == "target_network"  # stored, so the run's config.json says it
+    agent = config.agent_config()
+    assert agent.bootstrap_from == "target_network" and agent.act_with == "online"
+    other = resolve(name, "hare_tortoise", None, None, ["agent.bootstrap_from=method"])
+    assert other.agent_config().bootstrap_from == "method"
+
+
 @pytest.mark.parametrize("name", ["mnist1d-warm", "fashion-warm"])
 def test_small_presets_keep_the_papers_ratio_of_ema_time_constant_to_reset_interval(name):
     preset = presets.get(name)

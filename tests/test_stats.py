@@ -144,6 +144,22 @@ def test_runs_that_differ_in_a_setting_form_separate_cells():
                       ("warm", 1)}
 
 
+def test_an_rl_runs_unstored_agent_settings_read_as_the_agents_defaults():
+    from hare_tortoise.report import mark_variants
+    from hare_tortoise.rl.dqn import DQNConfig
+
+    def run(seed, **agent):
+        config = {"env": "minatar", "game": "breakout", "agent": "dqn", "method": "hare_tortoise", "seed": seed,
+                  "agent_settings": agent}
+        return Run(pathlib.Path("."), config, [], True)
+
+    runs = [run(1), run(2, bootstrap_from="method"), run(1, bootstrap_from="target_network")]
+    mark_variants(runs)
+    assert DQNConfig().bootstrap_from == "method"  # what a config that omits the setting ran with
+    # the first two are one cell: the first omitted the setting, which then held its default
+    assert [r.variant for r in runs] == ["agent.bootstrap_from=method"] * 2 + ["agent.bootstrap_from=target_network"]
+
+
 def test_the_largest_fall_counts_from_the_end_of_the_first_phase():
     rows = [{"phase": 0, "test_acc": 0.9}, {"phase": 0, "test_acc": 0.3},  # the first phase's own fall: not counted
             {"phase": 0, "test_acc": 0.4}, {"phase": 1, "test_acc": 0.5}, {"phase": 1, "test_acc": 0.8},

@@ -167,9 +167,9 @@ PRESETS["smoke"] = Preset(
      "cbp": {"maturity_threshold": 5, "replacement_rate": 0.05}})
 
 
-# RL: the Tortoise is the bootstrap target. m = 0.995 is BBF's target EMA (tau 0.005); a reset every 20,000
-# updates is BBF's reset period. Our choice: the paper's agent settings are not public (docs/RL.md).
-# Shrink & Perturb as BBF: halfway toward a fresh initialisation, every 20,000 updates.
+# RL: m = 0.995 is BBF's target EMA (tau 0.005); a reset every 20,000 updates is BBF's reset period. Our choice:
+# the paper's agent settings are not public (docs/RL.md). Shrink & Perturb as BBF: halfway toward a fresh
+# initialisation, every 20,000 updates.
 RL_METHODS: dict[str, dict] = {
     "hare_tortoise": {"momentum": 0.995, "reset_every_epochs": None, "reset_every_steps": 20_000},
     "ema": {"momentum": 0.995}, "self_distill": {"momentum": 0.995},
@@ -180,14 +180,20 @@ RL_METHODS: dict[str, dict] = {
     # one injection a quarter into a 100k-step run: our choice (Nikishin et al. inject once, mid-training)
     "plasticity_injection": {"at_phase": None, "at_step": 25_000}
 }
+# Every RL preset bootstraps from the agent's own target network, H&T's Tortoise is evaluated and the Hare reset to
+# it: the design that the 5-seed MinAtar study chose over the Tortoise as the bootstrap target (docs/RL.md, "The
+# design study"). Set in the presets, not as the agent's default, so that a stored config that omits it keeps its
+# meaning (agent.bootstrap_from=method gives the other design, and BBF's EMA target with method=ema).
+RL_AGENT = {"bootstrap_from": "target_network"}
 PRESETS["minatar-dqn"] = Preset(
     "minatar-dqn", "this machine: MinAtar (--env GAME) / DQN with the MinAtar paper's settings, 100k agent steps",
-    {"env": "minatar", "game": "breakout", "steps": 100_000, "eval_episodes": 30}, RL_METHODS, kind="rl")
+    {"env": "minatar", "game": "breakout", "steps": 100_000, "eval_episodes": 30, "agent_settings": {**RL_AGENT}},
+    RL_METHODS, kind="rl")
 PRESETS["minatar-dqn-50k"] = Preset(
     "minatar-dqn-50k", "this machine's MinAtar evidence: minatar-dqn at half the budget, 50k agent steps, with the "
     "exploration decay halved to match (25k steps)",
     {"env": "minatar", "game": "breakout", "steps": 50_000, "eval_episodes": 30,
-     "agent_settings": {"epsilon_decay": 25_000}}, RL_METHODS, kind="rl")
+     "agent_settings": {**RL_AGENT, "epsilon_decay": 25_000}}, RL_METHODS, kind="rl")
 # continual MinAtar: a phase per game, so the between-phase methods act at each switch to the next game
 SEQUENCE_RL_METHODS = {**RL_METHODS, **{name: {**RL_METHODS[name], "every_steps": None}
                                         for name in ("shrink_perturb", "shrink_perturb_noise", "head_reset",
@@ -197,21 +203,22 @@ PRESETS["minatar-continual"] = Preset(
     "minatar-continual", "this machine: continual MinAtar / DQN, Space Invaders -> Asterix -> Seaquest (the sequence "
     "of Tang et al., ICML 2025), 50k agent steps each; the agent is tested on all three at every switch",
     {"env": "minatar", "games": ("space_invaders", "asterix", "seaquest"), "game_steps": 50_000, "steps": 150_000,
-     "eval_episodes": 30, "agent_settings": {"epsilon_decay": 25_000}}, SEQUENCE_RL_METHODS, kind="rl")
+     "eval_episodes": 30, "agent_settings": {**RL_AGENT, "epsilon_decay": 25_000}}, SEQUENCE_RL_METHODS, kind="rl")
 PRESETS["minatar-cycle"] = Preset(
     "minatar-cycle", "this machine: continual MinAtar / DQN, the five games in turn, twice, 25k agent steps each",
     {"env": "minatar", "games": ("asterix", "breakout", "freeway", "seaquest", "space_invaders"), "game_steps": 25_000,
      "epoch_steps": 5_000,
-     "steps": 250_000, "eval_episodes": 30, "agent_settings": {"epsilon_decay": 25_000}}, SEQUENCE_RL_METHODS,
-    kind="rl")
+     "steps": 250_000, "eval_episodes": 30, "agent_settings": {**RL_AGENT, "epsilon_decay": 25_000}},
+    SEQUENCE_RL_METHODS, kind="rl")
 PRESETS["atari100k-drq"] = Preset(
     "atari100k-drq", "Atari-100k (--env GAME, e.g. pong) / DrQ(eps) as Dopamine configures it, 100k agent steps, "
     "100 evaluation episodes", {"env": "atari100k", "game": "pong", "agent": "drq_eps", "steps": 100_000,
-                                "eval_episodes": 100}, RL_METHODS, kind="rl")
+                                "eval_episodes": 100, "agent_settings": {**RL_AGENT}}, RL_METHODS, kind="rl")
 PRESETS["rl-smoke"] = Preset(
     "rl-smoke", "seconds: MinAtar breakout, 300 agent steps (3 epochs of 100), for the tests",
     {"steps": 300, "epoch_steps": 100, "eval_episodes": 2, "log_every": 100, "checkpoint_every": 100,
-     "max_episode_steps": 200, "agent_settings": {"replay_start": 100, "target_update": 50, "replay_capacity": 1000}},
+     "max_episode_steps": 200, "agent_settings": {**RL_AGENT, "replay_start": 100, "target_update": 50,
+                                                  "replay_capacity": 1000}},
     {**RL_METHODS, "hare_tortoise": {**RL_METHODS["hare_tortoise"], "reset_every_steps": 100},
      "redo": {"every_epochs": None, "every_steps": 50}, "cbp": {"maturity_threshold": 20, "replacement_rate": 0.01},
      "plasticity_injection": {"at_phase": None, "at_step": 50},

@@ -10,6 +10,7 @@ import sys
 
 from ..config import Config
 from ..errors import InvalidInput
+from ..rl.agents import AGENTS
 from ..rl.config import RLConfig
 from ..runs import RunStore
 from ..stats import Interval
@@ -72,7 +73,11 @@ def flat_config(config: dict) -> dict:
 
 
 def _flat(config: dict) -> dict:
-    return {k: v for k, v in flat_config(config).items() if k not in IDENTITY_KEYS}
+    flat = flat_config(config)
+    if config.get("agent") in AGENTS:  # an RL run stores the agent settings it changed; the rest are the defaults
+        defaults = dataclasses.asdict(AGENTS[config["agent"]].settings())
+        flat = {**{f"agent.{k}": v for k, v in defaults.items()}, **flat}
+    return {k: v for k, v in flat.items() if k not in IDENTITY_KEYS}
 
 
 def mark_variants(runs: list[Run]) -> None:

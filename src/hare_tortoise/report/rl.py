@@ -100,7 +100,9 @@ def _final_returns(runs: list[Run], suite: str, out: pathlib.Path) -> pathlib.Pa
 
     games = sorted({r.config["game"] for r in runs})
     labels = sorted({r.label for r in runs})
-    figure, axes = plt.subplots(1, len(games), figsize=(2.2 * len(games) + 1, 3.6), squeeze=False)
+    # the legend goes below the panels: long variant labels would cover a panel's bars
+    figure, axes = plt.subplots(1, len(games), figsize=(2.2 * len(games) + 1, 3.6 + 0.2 * len(labels)),
+                                squeeze=False, layout="constrained")
     for axis, game in zip(axes[0], games):
         for colour, label in enumerate(labels):
             interval = mean_interval(by_seed([r for r in runs if r.config["game"] == game and r.label == label],
@@ -110,7 +112,7 @@ def _final_returns(runs: list[Run], suite: str, out: pathlib.Path) -> pathlib.Pa
                          yerr=np.array([interval.error_bar()]).T, capsize=3)
         axis.set(title=game, xticks=[])
     axes[0][0].set_ylabel("final evaluation return")
-    axes[0][0].legend(fontsize=7)
+    figure.legend(*axes[0][0].get_legend_handles_labels(), loc="outside lower center", fontsize=7)
     figure.suptitle(f"{suite}: final evaluation return, mean over seeds with 95% Student-t intervals")
     return save(figure, out / f"{suite}-final-returns.png")
 

@@ -92,9 +92,10 @@ def batch_inputs(samples: torch.Tensor, batches: list[tuple[torch.Tensor, torch.
     (every transform acts per element or per sample), with one gather and one transform per chunk instead of one
     per step (on an MNIST-1D batch, about 6 us of a 2 ms step: `benchmarks/step_pieces.py`). Augmentation stays per
     batch, so that its random draws are those of a batch-by-batch loop."""
+    if not batches:
+        return
     augmented = inputs.augment and generator is not None
-    batch_bytes = 4 * samples[0].numel() * len(batches[0][0]) if batches else 1
-    per_chunk = max(1, chunk_bytes // max(1, batch_bytes))
+    per_chunk = max(1, chunk_bytes // max(1, 4 * samples[0].numel() * len(batches[0][0])))
     for start in range(0, len(batches), per_chunk):
         rows = [r for r, _ in batches[start:start + per_chunk]]
         gathered = samples.index_select(0, torch.cat(rows))

@@ -4,6 +4,7 @@ method, and the variant a sweep axis makes), with the method's counters."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import pathlib
 import sys
@@ -72,11 +73,15 @@ def flat_config(config: dict) -> dict:
     return flat
 
 
+@functools.cache
+def _agent_defaults(agent: str) -> dict:
+    return {f"agent.{k}": v for k, v in dataclasses.asdict(AGENTS[agent].settings()).items()}
+
+
 def _flat(config: dict) -> dict:
     flat = flat_config(config)
     if config.get("agent") in AGENTS:  # an RL run stores the agent settings it changed; the rest are the defaults
-        defaults = dataclasses.asdict(AGENTS[config["agent"]].settings())
-        flat = {**{f"agent.{k}": v for k, v in defaults.items()}, **flat}
+        flat = {**_agent_defaults(config["agent"]), **flat}
     return {k: v for k, v in flat.items() if k not in IDENTITY_KEYS}
 
 

@@ -12,7 +12,7 @@ FASHION_DIR := /usr/share/datasets/fashion-mnist
 # CI sets REQUIRE_SYSTEM_DEPS=1: there a missing Debian package is an error, elsewhere a warning (its test skips).
 REQUIRE_SYSTEM_DEPS ?= 0
 
-.PHONY: setup test demo system-deps bench reproduce reproduce-minatar rl-design rl-design-core continual
+.PHONY: setup test demo system-deps bench reproduce reproduce-minatar rl-design rl-design-core rl-continual-core continual
 
 # torch goes in first and pinned: the package's torch range is then satisfied, and pip pulls no CUDA build.
 $(STAMP): pyproject.toml Makefile
@@ -122,6 +122,17 @@ rl-design-core: $(STAMP)
 	  --out $(RL_DESIGN)/a-tortoise-target-20k method.reset_every_steps=20000 $(RL_A)
 	$(HT) report $(MINATAR)/space_invaders $(MINATAR)/seaquest $(MINATAR)/breakout $(RL_DESIGN)/a-tortoise-target-20k \
 	  --out $(RL_DESIGN)/report-core
+
+# The continual part of rl-design that fits one session here, as docs/RL.md reports it: the fresh single-game base
+# agents of Space Invaders, Asterix and Seaquest (the plasticity references, the cheap runs first), then base and H&T
+# on the sequence Space Invaders -> Asterix -> Seaquest, 5 seeds: 15 runs of 50k steps and 10 of 150k, two at a
+# time, about 100 minutes. Its runs are rl-design's own, so either target skips what the other did.
+RL_SEQUENCE := space_invaders,asterix,seaquest
+rl-continual-core: $(STAMP)
+	$(HT) sweep minatar-dqn-50k --env $(RL_SEQUENCE) --methods base --seeds $(REPRO_SEEDS) --out $(MINATAR)
+	$(HT) sweep minatar-continual --methods base,hare_tortoise --seeds $(REPRO_SEEDS) --out runs/minatar-continual
+	$(HT) report runs/minatar-continual $(MINATAR)/space_invaders/base $(MINATAR)/asterix/base $(MINATAR)/seaquest/base \
+	  --out runs/minatar-continual/report-core
 
 # docs/CONTINUAL.md's studies: the 200-task permuted and random-label streams on MNIST-1D with the methods that
 # matter there (full_reset is the fresh-network reference of the plasticity ratio), 5 seeds; then H&T's reset

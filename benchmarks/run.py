@@ -15,8 +15,8 @@ import time
 import torch
 
 HERE = pathlib.Path(__file__).resolve().parent
-SUITES = ["tortoise", "engine", "evaluation_batch", "sequence_eval", "data_path", "protocol", "rl", "atari_env",
-          "memory"]
+SUITES = ["tortoise", "engine", "evaluation_batch", "sequence_eval", "data_path", "protocol", "rl", "stacked_seeds",
+          "atari_env", "memory"]
 
 
 def markdown(figures: list[dict]) -> str:

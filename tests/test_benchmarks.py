@@ -174,3 +174,18 @@ def test_the_atari_benchmark_runs_both_pipelines_on_the_same_game():
 
     rates = atari_env.speeds("pong", steps=20, rounds=1)
     assert set(rates) == {"ours", "gymnasium"} and all(rate > 0 for rate in rates.values())
+
+
+def test_the_stacked_seeds_benchmark_times_a_learning_group_against_a_learning_lone_seed(benchmarks_importable,
+                                                                                       monkeypatch):
+    import stacked_seeds
+
+    monkeypatch.setattr(stacked_seeds, "STEPS", 5)
+    monkeypatch.setattr(stacked_seeds, "WARM_UP", 40)
+    group = stacked_seeds.agent(stacked_seeds.SEEDS)
+    assert len(group.lanes) == 5 and group.steps == 40 and group.updates == 0
+    group.run(3)
+    assert group.updates == 3  # learning from the step after the warm-up, as the timed runs do
+    figures = stacked_seeds.run()
+    assert [f["name"] for f in figures][0] == "rl/stacked_5_seeds_vs_one_1_thread"
+    assert all(f["value"] > 0 and f["target"] == 2.0 for f in figures)

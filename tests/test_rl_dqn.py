@@ -62,8 +62,10 @@ def test_td_targets_bootstrap_unless_terminal():
         def forward(self, x):
             return torch.tensor([[1.0, 3.0]]).expand(len(x), 2)
 
-    batch = {"return": torch.tensor([0.5, 2.0]), "discount": torch.tensor([0.9, 0.0]), "next_obs": torch.zeros(2, 4)}
-    torch.testing.assert_close(td_targets(Constant(), batch), torch.tensor([0.5 + 0.9 * 3.0, 2.0]))
+    # one seed's batch of two: (seeds, batch, ...)
+    batch = {"return": torch.tensor([[0.5, 2.0]]), "discount": torch.tensor([[0.9, 0.0]]),
+             "next_obs": torch.zeros(1, 2, 4)}
+    torch.testing.assert_close(td_targets(Constant(), batch), torch.tensor([[0.5 + 0.9 * 3.0, 2.0]]))
 
 
 def test_epsilon_schedule():

@@ -51,10 +51,11 @@ def test_double_dqn_takes_the_action_from_the_chooser_and_the_value_from_the_tar
         def forward(self, x):
             return self.values.expand(len(x), -1)
 
-    batch = {"return": torch.tensor([1.0]), "discount": torch.tensor([0.5]), "next_obs": torch.zeros(1, 3)}
+    # one seed's batch of one: (seeds, batch, ...)
+    batch = {"return": torch.tensor([[1.0]]), "discount": torch.tensor([[0.5]]), "next_obs": torch.zeros(1, 1, 3)}
     target, chooser = Fixed([10.0, 2.0, 3.0]), Fixed([0.0, 0.0, 9.0])
-    torch.testing.assert_close(td_targets(target, batch), torch.tensor([1.0 + 0.5 * 10.0]))
-    torch.testing.assert_close(td_targets(target, batch, chooser), torch.tensor([1.0 + 0.5 * 3.0]))
+    torch.testing.assert_close(td_targets(target, batch), torch.tensor([[1.0 + 0.5 * 10.0]]))
+    torch.testing.assert_close(td_targets(target, batch, chooser), torch.tensor([[1.0 + 0.5 * 3.0]]))
 
 
 def test_frame_stack_zero_fills_at_episode_start():
@@ -71,7 +72,7 @@ def test_drq_eps_learns_on_breakout_frames_under_hare_tortoise():
     assert base.bootstrap_network() is base.online  # target period 1: the current weights
     summary = base.run(60)
     assert summary["updates"] == 20 and summary["loss"] == summary["loss"]
-    assert base.replay.frames.shape == (300, 84, 84)
+    assert base.replay.frames.shape == (1, 300, 84, 84)
     method = methods.create("hare_tortoise", reset_every_epochs=None, reset_every_steps=10, momentum=0.9)
     agent = DQN(Atari("breakout", settings=AtariSettings(max_episode_steps=100)), method, config)
     assert agent.bootstrap_network() is method.pair.tortoise

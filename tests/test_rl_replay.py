@@ -21,7 +21,7 @@ def values(stacks):
 
 def test_each_frame_is_stored_once():
     replay = FrameReplay(100_000, (84, 84), stack=4, n_step=10)
-    assert replay.frames.shape == (100_000, 84, 84) and replay.frames.dtype == torch.uint8
+    assert replay.frames.shape == (1, 100_000, 84, 84) and replay.frames.dtype == torch.uint8
     assert replay.nbytes() < 100_000 * (84 * 84 + 32)
 
 
@@ -70,3 +70,20 @@ def test_the_ring_overwrites_the_oldest_steps():
 def test_sampling_too_early_is_an_error():
     with pytest.raises(ValueError, match="sampling needs at least"):
         filled([(False, False)] * 3).sample(4)
+
+
+def test_each_lane_of_a_buffer_samples_as_a_buffer_of_its_own():
+    steps = [(t % 7 == 6, t % 11 == 10) for t in range(40)]
+    lanes = FrameReplay(30, (2, 2), stack=4, n_step=3, gamma=0.5, lanes=2)
+    alone = [FrameReplay(30, (2, 2), stack=4, n_step=3, gamma=0.5) for _ in range(2)]
+    for t, (terminal, truncated) in enumerate(steps):  # lane 1 sees other frames and other episode ends
+        ends = [(terminal, truncated), (truncated, terminal)]
+        lanes.add_all(torch.stack([torch.full((2, 2), t + 1), torch.full((2, 2), 100 + t)]), [t % 3, t % 2],
+                      [float(t), -float(t)], [e[0] for e in ends], [e[1] for e in ends])
+        for k, buffer in enumerate(alone):
+            buffer.add(torch.full((2, 2), t + 1 + 99 * k), [t % 3, t % 2][k], [float(t), -float(t)][k], *ends[k])
+    together = lanes.sample_all(64, [torch.Generator().manual_seed(k) for k in range(2)])
+    for k, buffer in enumerate(alone):
+        own = buffer.sample(64, torch.Generator().manual_seed(k))
+        for key, value in own.items():
+            assert torch.equal(together[key][k], value), (k, key)

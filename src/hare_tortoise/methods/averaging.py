@@ -26,6 +26,7 @@ class EMA(Method):
     name = "ema"
     paper = "Lee et al., ICML 2024, arXiv:2406.02596 (its averaging half)"
     counters: ClassVar[tuple[str, ...]] = ("updates",)
+    stackable = True
     momentum: float = 0.999  # m
 
     def __post_init__(self) -> None:
@@ -118,6 +119,7 @@ class HareTortoiseMethod(EMA):
     name = "hare_tortoise"
     paper = "Lee et al., ICML 2024, arXiv:2406.02596"
     counters = ("updates", "resets")
+    stackable = True
     exclusive_settings = (("reset_every_epochs", "reset_every_steps"),)  # setting one alone unsets the other
     reset_every_epochs: int | None = 10   # k; None when resetting by steps
     reset_every_steps: int | None = None  # reset after every this many optimizer steps instead of by epochs

@@ -96,6 +96,14 @@ class Method:
     # pairs of settings of which exactly one is set (a schedule in epochs or in steps): an override of one alone
     # unsets the other
     exclusive_settings: ClassVar[tuple[tuple[str, str], ...]] = ()
+    # True where the method does to a stacked group of seeds (rl/stacked.py: every parameter holds one slice per
+    # seed) what it would do to each seed alone: it treats parameters and optimizer state elementwise, on a schedule
+    # the seeds share, and its loss terms are sums of per-seed terms. Not inherited: each class says it itself.
+    stackable: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.stackable = cls.__dict__.get("stackable", False)
 
     @property
     def counts(self) -> dict[str, int]:

@@ -31,6 +31,7 @@ class L2(Method):
 
     name = "l2"
     paper = "Loshchilov & Hutter, ICLR 2019, arXiv:1711.05101"
+    stackable = True
     weight_decay: float = 0.1  # replaces the optimizer's weight decay
 
     def __post_init__(self) -> None:
@@ -52,6 +53,7 @@ class L2Init(Method):
 
     name = "l2_init"
     paper = "Kumar et al. 2023, arXiv:2308.11958"
+    stackable = True  # the penalty sums over all parameters: each seed's gradient is its own
     strength: float = 1e-3  # lambda
 
     def __post_init__(self) -> None:

@@ -42,8 +42,8 @@ class Agent(Protocol):
     rng: random.Random                # the agent's exploration stream (the final evaluation continues it)
 
     def run(self, steps: int) -> dict:
-        """Interact and learn for `steps` more agent steps; returns loss, recent_return, seconds, steps_per_second
-        and update_share of that stretch."""
+        """Interact and learn for `steps` more agent steps; returns seconds, steps_per_second and update_share of
+        that stretch, and loss and recent_return as lists with one entry per seed (one for a lone agent)."""
 
     def switch_env(self, env) -> None:
         """Go on in `env` (the next game of a sequence, or the same one after a resume) from a fresh episode, with

@@ -13,20 +13,21 @@ import dataclasses
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import optim
+from .. import methods, optim
 from ..errors import InvalidInput
 from ..methods import Method
 from ..tensors import evaluating
 from .augment import drq_augment
 from .networks import NatureDueling, minatar_network
 from .replay import FrameReplay
+from .stacked import StackedNetwork, q_values
 
 
 @dataclasses.dataclass
@@ -87,16 +88,16 @@ def epsilon(config: DQNConfig, step: int) -> float:
 
 def td_targets(network: nn.Module, batch: dict[str, torch.Tensor], chooser: nn.Module | None = None) -> torch.Tensor:
     """n-step return + discount * Q(next_obs, a') under `network`, a' = its argmax, or `chooser`'s argmax (double
-    DQN); the discount is 0 after a terminal."""
+    DQN); the discount is 0 after a terminal. Inputs and targets are (seeds, batch, ...)."""
     with torch.no_grad():
-        next_q = network(batch["next_obs"])
-        choice = next_q if chooser is None or chooser is network else chooser(batch["next_obs"])
-        return batch["return"] + batch["discount"] * next_q.gather(1, choice.argmax(1, keepdim=True)).squeeze(1)
+        next_q = q_values(network, batch["next_obs"])
+        choice = next_q if chooser is None or chooser is network else q_values(chooser, batch["next_obs"])
+        return batch["return"] + batch["discount"] * next_q.gather(-1, choice.argmax(-1, keepdim=True)).squeeze(-1)
 
 
 def as_input(stacks: torch.Tensor, frame_dims: int) -> torch.Tensor:
-    """(batch, stack, *frame) as network input: stacked frames become channels ((stack * C) for (C, H, W) frames)."""
-    return (stacks.flatten(1, 2) if frame_dims == 3 else stacks).float()
+    """(..., stack, *frame) as network input: stacked frames become channels ((stack * C) for (C, H, W) frames)."""
+    return (stacks.flatten(-4, -3) if frame_dims == 3 else stacks).float()
 
 
 class FrameStack:
@@ -143,24 +144,69 @@ def evaluate(env, network: nn.Module, episodes: int, eps: float, rng: random.Ran
     return returns
 
 
-class DQN:
-    """A DQN agent whose online network is trained under `method`; `run(steps)` interacts and learns."""
+class Lane:
+    """One seed's own part of an agent: its environment and current episode, its exploration stream (`rng`), its
+    replay and augmentation stream (`generator`), and the returns of its finished training episodes."""
 
-    def __init__(self, env, method: Method, config: DQNConfig = DQNConfig(), seed: int = 0,
-                 network: nn.Module | None = None, device: torch.device = torch.device("cpu")):
-        torch.manual_seed(seed)
-        self.env, self.method, self.config = env, method, config
+    def __init__(self, env, seed: int, stack: int):
         self.rng = random.Random(seed)
         self.generator = torch.Generator().manual_seed(seed)
-        self.stack, self.frame_dims = getattr(env, "stack", 1), len(env.frame_shape)
-        if network is None:
-            network = (minatar_network(self.stack * env.frame_shape[0], env.num_actions) if config.network == "minatar"
-                       else NatureDueling(self.stack, env.num_actions))
-        self.device = device
-        self.online = method.prepare_model(network).to(device)  # the replay stays in host memory, as uint8
+        self.stack = stack
+        self.episode_returns: list[float] = []
+        self.begin(env)
+
+    def begin(self, env) -> None:
+        """Start a fresh episode of `env`."""
+        self.env, self.frame, self.episode_return = env, env.reset(), 0.0
+        self.state = FrameStack(self.stack, self.frame)
+
+    def state_dict(self) -> dict:
+        return {"episode_returns": list(self.episode_returns), "python_rng": self.rng.getstate(),
+                "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.episode_returns = list(state["episode_returns"])
+        version, internal, gauss = state["python_rng"]
+        self.rng.setstate((version, tuple(internal), gauss))
+        self.generator.set_state(state["generator"])
+
+
+def _listed(value) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+class DQN:
+    """A DQN agent whose online network is trained under `method`; `run(steps)` interacts and learns.
+
+    Given a list of environments and a list of as many seeds, it trains a stacked group, one network per seed
+    (`rl/stacked.py`): each seed's initial network, environment, replay and random streams are those of its own
+    run, and one forward, backward and optimizer step serves all of them. Methods that cannot act on a stack
+    (`Method.stackable`) are refused."""
+
+    def __init__(self, env, method: Method, config: DQNConfig = DQNConfig(), seed: int | Sequence[int] = 0,
+                 network: nn.Module | None = None, device: torch.device = torch.device("cpu")):
+        envs, seeds = _listed(env), _listed(seed)
+        if len(envs) != len(seeds):
+            raise InvalidInput(f"a stacked group needs one environment per seed, got {len(envs)} and {len(seeds)}")
+        if len(seeds) > 1 and (not method.stackable or network is not None):
+            stackable = ", ".join(sorted(m for m in methods.available() if methods.get(m).stackable))
+            raise InvalidInput(f"{method.name} cannot train stacked seeds (one network per seed, stepped together): "
+                               f"train its seeds one by one, or stack one of: {stackable}" if network is None else
+                               "a stacked group builds its seeds' networks itself: give no network")
+        self.method, self.config, self.device = method, config, device
+        self.stack, self.frame_dims = getattr(envs[0], "stack", 1), len(envs[0].frame_shape)
+        self.frame_shape, self.num_actions = tuple(envs[0].frame_shape), envs[0].num_actions
+        networks = []
+        for one_seed in seeds:  # each seed's network starts as its solo run's does
+            torch.manual_seed(one_seed)
+            networks.append(network if network is not None else self._network())
+        online = networks[0] if len(seeds) == 1 else StackedNetwork(networks)
+        self.lanes = [Lane(one_env, one_seed, self.stack) for one_env, one_seed in zip(envs, seeds)]
+        self.online = method.prepare_model(online).to(device)  # the replay stays in host memory, as uint8
         method.attach(self.online)
         with evaluating(self.online):
-            method.check_model(as_input(torch.zeros(2, self.stack, *env.frame_shape), self.frame_dims))
+            probe = as_input(torch.zeros(len(seeds), 2, self.stack, *self.frame_shape), self.frame_dims)
+            method.check_model(probe[0] if len(seeds) == 1 else probe)
         self.optimizer: torch.optim.Optimizer
         if config.optimizer == "adam":
             self.optimizer = optim.adam(self.online.parameters(), config.lr, config.adam_eps,
@@ -169,13 +215,36 @@ class DQN:
             self.optimizer = optim.rmsprop(self.online.parameters(), config.lr, config.rms_alpha, config.rms_eps,
                                            method.optimizer_overrides())
         self.target = copy.deepcopy(self.online).requires_grad_(False)
-        self.replay = FrameReplay(config.replay_capacity, env.frame_shape, stack=self.stack, n_step=config.n_step,
-                                  gamma=config.gamma)
+        self.replay = FrameReplay(config.replay_capacity, self.frame_shape, stack=self.stack, n_step=config.n_step,
+                                  gamma=config.gamma, lanes=len(seeds))
         self.steps = self.updates = 0
-        self.episode_returns: list[float] = []
         self.update_seconds = 0.0
-        self._frame, self._return = env.reset(), 0.0
-        self._state = FrameStack(self.stack, self._frame)
+
+    def _network(self) -> nn.Module:
+        channels = self.stack * self.frame_shape[0]
+        return (minatar_network(channels, self.num_actions) if self.config.network == "minatar"
+                else NatureDueling(self.stack, self.num_actions))
+
+    def _lane(self) -> Lane:
+        if len(self.lanes) > 1:
+            raise InvalidInput("a stacked group has one environment, exploration stream and list of returns per "
+                               "seed: read agent.lanes[k]")
+        return self.lanes[0]
+
+    @property
+    def env(self):
+        """The environment (of a lone agent; a stacked group's are `lanes[k].env`)."""
+        return self._lane().env
+
+    @property
+    def rng(self) -> random.Random:
+        """The exploration stream (of a lone agent; a stacked group's are `lanes[k].rng`)."""
+        return self._lane().rng
+
+    @property
+    def episode_returns(self) -> list[float]:
+        """Returns of the finished training episodes (of a lone agent; a stacked group's: `lanes[k]`)."""
+        return self._lane().episode_returns
 
     def bootstrap_network(self) -> nn.Module:
         reported = self.method.eval_model()
@@ -187,54 +256,66 @@ class DQN:
         return self.method.eval_model() if self.config.act_with == "method" else self.online
 
     def act(self) -> None:
-        """One environment step, epsilon-greedy, stored in the replay."""
-        if self.rng.random() < epsilon(self.config, self.steps):
-            action = self.rng.randrange(self.env.num_actions)
-        else:
-            action = greedy(self.acting_network(), self._state)
-        frame, reward, terminated, truncated = self.env.step(action)
-        learned = max(-1.0, min(1.0, reward)) if self.config.clip_rewards else reward
-        self.replay.add(self._frame, action, learned, terminated, truncated)
-        self._return += reward
-        if terminated or truncated:
-            self.episode_returns.append(self._return)
-            frame, self._return = self.env.reset(), 0.0
-            self._state.reset(frame)
-        else:
-            self._state.push(frame)
-        self._frame = frame
+        """One environment step of every seed, epsilon-greedy, stored in the replay."""
+        eps = epsilon(self.config, self.steps)
+        explore = [lane.rng.random() < eps for lane in self.lanes]
+        if not all(explore):  # one forward for every seed's state, whichever act greedily
+            states = as_input(torch.stack([lane.state.frames for lane in self.lanes])[:, None], self.frame_dims)
+            with torch.no_grad():
+                best = q_values(self.acting_network(), states.to(self.device)).argmax(-1)[:, 0].tolist()
+        frames, actions, rewards, terminals, truncations = [], [], [], [], []
+        for k, lane in enumerate(self.lanes):
+            action = lane.rng.randrange(self.num_actions) if explore[k] else best[k]
+            frame, reward, terminated, truncated = lane.env.step(action)
+            frames.append(lane.frame)
+            actions.append(action)
+            rewards.append(max(-1.0, min(1.0, reward)) if self.config.clip_rewards else reward)
+            terminals.append(terminated)
+            truncations.append(truncated)
+            lane.episode_return += reward
+            if terminated or truncated:
+                lane.episode_returns.append(lane.episode_return)
+                frame, lane.episode_return = lane.env.reset(), 0.0
+                lane.state.reset(frame)
+            else:
+                lane.state.push(frame)
+            lane.frame = frame
+        self.replay.add_all(torch.stack(frames), actions, rewards, terminals, truncations)
         self.steps += 1
 
     def update(self) -> torch.Tensor:
-        """One gradient step on a replay batch (Huber loss on the TD error); returns the loss (on the device)."""
+        """One gradient step on a replay batch per seed (Huber loss on the TD error); returns each seed's loss (on
+        the device)."""
         began = time.perf_counter()
-        batch = self.replay.sample(self.config.batch_size, self.generator)
+        batch = self.replay.sample_all(self.config.batch_size, [lane.generator for lane in self.lanes])
         if self.device.type == "cuda":  # pinned host memory: the copies overlap with the work queued before them
             batch = {k: v.pin_memory().to(self.device, non_blocking=True) for k, v in batch.items()}
         for key in ("obs", "next_obs"):  # independent augmentation draws for states and next states, as DrQ
             batch[key] = as_input(batch[key], self.frame_dims)  # uint8 on the way over, float on arrival
             if self.config.augment:
-                batch[key] = drq_augment(batch[key], self.generator)
+                batch[key] = torch.stack([drq_augment(x, lane.generator) for x, lane in zip(batch[key], self.lanes)])
         targets = td_targets(self.bootstrap_network(), batch, self.online if self.config.double else None)
+        inputs = batch["obs"].flatten(0, 1)  # what the methods see: the batches of all seeds together
 
         def closure():
             self.optimizer.zero_grad(set_to_none=True)
-            q_values = self.online(batch["obs"])
-            q_taken = q_values.gather(1, batch["action"][:, None]).squeeze(1)
-            loss = F.smooth_l1_loss(q_taken, targets)
-            terms = self.method.loss_terms(batch["obs"], q_values, batch["action"])
-            (loss + sum(terms.values()) if terms else loss).backward()
-            return loss
+            q_values_all = q_values(self.online, batch["obs"])
+            q_taken = q_values_all.gather(-1, batch["action"][..., None]).squeeze(-1)
+            # each seed's mean loss; their sum gives each seed's parameters its own gradient
+            losses = F.smooth_l1_loss(q_taken, targets, reduction="none").mean(-1)
+            terms = self.method.loss_terms(inputs, q_values_all.flatten(0, 1), batch["action"].flatten(0, 1))
+            (losses.sum() + sum(terms.values()) if terms else losses.sum()).backward()
+            return losses
 
-        loss = closure()
+        losses = closure()
         self.method.after_backward(closure)
         self.optimizer.step()
-        self.method.after_step(self.optimizer, batch["obs"])
+        self.method.after_step(self.optimizer, inputs)
         self.updates += 1
         if self.updates % self.config.target_update == 0:
             self.target.load_state_dict(self.online.state_dict())
         self.update_seconds += time.perf_counter() - began
-        return loss.detach()  # a tensor: reading it would wait for the device at every step
+        return losses.detach()  # a tensor: reading it would wait for the device at every step
 
     def row_fields(self) -> dict:
         return {"epsilon": epsilon(self.config, self.steps)}
@@ -245,8 +326,7 @@ class DQN:
         return {"online": self.online.state_dict(), "target": self.target.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "method": self.method.state_dict(),
                 "replay": self.replay.state_dict(), "steps": self.steps, "updates": self.updates,
-                "episode_returns": list(self.episode_returns), "python_rng": self.rng.getstate(),
-                "torch_rng": torch.get_rng_state(), "generator": self.generator.get_state()}
+                "torch_rng": torch.get_rng_state(), "lanes": [lane.state_dict() for lane in self.lanes]}
 
     def load_state_dict(self, state: dict) -> None:
         self.online.load_state_dict(state["online"])
@@ -255,36 +335,40 @@ class DQN:
         self.method.load_state_dict(state["method"])
         self.replay.load_state_dict(state["replay"])
         self.steps, self.updates = int(state["steps"]), int(state["updates"])
-        self.episode_returns = list(state["episode_returns"])
-        version, internal, gauss = state["python_rng"]
-        self.rng.setstate((version, tuple(internal), gauss))
         torch.set_rng_state(state["torch_rng"])
-        self.generator.set_state(state["generator"])
-        self.switch_env(self.env)
+        for lane, lane_state in zip(self.lanes, state.get("lanes", [state]), strict=True):  # a lone agent's
+            lane.load_state_dict(lane_state)  # checkpoint of an older version holds its lane's fields at the top
+        self.switch_env([lane.env for lane in self.lanes])
 
     def switch_env(self, env) -> None:
-        """Go on in `env` (the next game of a sequence, or the same one after a resume) from a fresh episode; the
-        unfinished episode is dropped, and the replay is cut so that no transition spans the two (the frames of
-        every game of a sequence have one shape: `MinAtar(channels=...)`)."""
-        if tuple(env.frame_shape) != tuple(self.replay.frames.shape[1:]) or env.num_actions != self.env.num_actions:
-            raise InvalidInput(f"the new environment's frames {tuple(env.frame_shape)} and {env.num_actions} actions "
-                               f"differ from the agent's {tuple(self.replay.frames.shape[1:])} and "
-                               f"{self.env.num_actions}: give every game of a sequence the same frame shape")
-        self.env = env
+        """Go on in `env` (the next game of a sequence, or the same one after a resume; a stacked group: one per
+        seed) from a fresh episode; the unfinished episode is dropped, and the replay is cut so that no transition
+        spans the two (the frames of every game of a sequence have one shape: `MinAtar(channels=...)`)."""
+        envs = _listed(env)
+        for new in envs:
+            if tuple(new.frame_shape) != self.frame_shape or new.num_actions != self.num_actions:
+                raise InvalidInput(f"the new environment's frames {tuple(new.frame_shape)} and {new.num_actions} "
+                                   f"actions differ from the agent's {self.frame_shape} and {self.num_actions}: give "
+                                   "every game of a sequence the same frame shape")
+        if len(envs) != len(self.lanes):
+            raise InvalidInput(f"the agent trains {len(self.lanes)} seeds: give one environment each, got {len(envs)}")
         self.replay.cut()
-        self._frame, self._return = env.reset(), 0.0
-        self._state = FrameStack(self.stack, self._frame)
+        for lane, new in zip(self.lanes, envs):
+            lane.begin(new)
 
     def run(self, steps: int) -> dict:
-        """Interact for `steps` more steps, updating once per step after the warm-up; returns timing and returns."""
+        """Interact for `steps` more steps, updating once per step after the warm-up; returns timing, and each
+        seed's last loss and mean return of its last 100 episodes (lists, one entry per seed)."""
         began, updating_before = time.perf_counter(), self.update_seconds
-        loss: float | torch.Tensor = math.nan
+        losses: torch.Tensor | None = None
         for _ in range(steps):
             self.act()
             if self.steps > self.config.replay_start:
-                loss = self.update()
-        loss = float(loss)  # read once per chunk
+                losses = self.update()
         seconds = time.perf_counter() - began
-        return {"steps": self.steps, "updates": self.updates, "loss": loss, "seconds": seconds,
-                "steps_per_second": steps / seconds, "update_share": (self.update_seconds - updating_before) / seconds,
-                "recent_return": sum(self.episode_returns[-100:]) / max(1, len(self.episode_returns[-100:]))}
+        return {"steps": self.steps, "updates": self.updates,
+                "loss": [math.nan] * len(self.lanes) if losses is None else losses.tolist(),  # read once per chunk
+                "seconds": seconds, "steps_per_second": steps / seconds,
+                "update_share": (self.update_seconds - updating_before) / seconds,
+                "recent_return": [sum(lane.episode_returns[-100:]) / max(1, len(lane.episode_returns[-100:]))
+                                  for lane in self.lanes]}

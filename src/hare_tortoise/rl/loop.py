@@ -140,8 +140,8 @@ class RLRun:
             chunk = min(config.log_every - agent.steps % config.log_every, config.steps - agent.steps)
             stats = run_epochs(agent, chunk, config.epoch_steps, config.phase_steps())
             row = {"step": agent.steps, "updates": agent.updates, "episodes": len(agent.episode_returns),
-                   **agent.row_fields(), **{k: stats[k] for k in (
-                       "loss", "recent_return", "steps_per_second", "update_share", "seconds")},
+                   **agent.row_fields(), "loss": stats["loss"][0], "recent_return": stats["recent_return"][0],
+                   **{k: stats[k] for k in ("steps_per_second", "update_share", "seconds")},
                    **counter_fields(method)}
             if config.eval_every and agent.steps % config.eval_every == 0 and agent.steps < config.steps:
                 # its own random stream: evaluating during training leaves the training run unchanged
@@ -155,7 +155,8 @@ class RLRun:
             if agent.steps % config.checkpoint_every == 0 or agent.steps == config.steps:
                 store.save_checkpoint(agent.state_dict())
             bar.update(chunk)
-            bar.set_postfix_str(f"{stats['steps_per_second']:.0f} steps/s, recent return {stats['recent_return']:.2f}")
+            bar.set_postfix_str(f"{stats['steps_per_second']:.0f} steps/s, "
+                                f"recent return {stats['recent_return'][0]:.2f}")
         bar.close()
         rows = store.rows()
         seconds = sum(r["seconds"] for r in rows)  # over all chunks, across resumes: totals, not means of rates

@@ -18,7 +18,12 @@ SETTINGS = {"hare_tortoise": {"reset_every_epochs": None, "reset_every_steps": 4
 
 def lone_and_group(name: str, config: DQNConfig = CONFIG):
     """Each seed's own agent, and the group of the same seeds, under fresh instances of method `name`."""
-    make = lambda: methods.create(name, **SETTINGS.get(name, {}))  # noqa: E731
+    def make():
+        method = methods.create(name, **SETTINGS.get(name, {}))
+        # as the RL loop shows it the run: H&T and EMA then lay the network's tensors out in one buffer
+        method.check_loop(methods.Loop("a test", phase_epochs=(1,), steps=200, outputs="q_values", owns_model=True))
+        return method
+
     lone = [DQN(MinAtar("space_invaders", seed=s), make(), config, seed=s) for s in SEEDS]
     group = DQN([MinAtar("space_invaders", seed=s) for s in SEEDS], make(), config, seed=list(SEEDS))
     return lone, group

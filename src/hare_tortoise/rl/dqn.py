@@ -188,11 +188,12 @@ class DQN:
         envs, seeds = _listed(env), _listed(seed)
         if len(envs) != len(seeds):
             raise InvalidInput(f"a stacked group needs one environment per seed, got {len(envs)} and {len(seeds)}")
-        if len(seeds) > 1 and (not method.stackable or network is not None):
+        if len(seeds) > 1 and not method.stackable:
             stackable = ", ".join(sorted(m for m in methods.available() if methods.get(m).stackable))
             raise InvalidInput(f"{method.name} cannot train stacked seeds (one network per seed, stepped together): "
-                               f"train its seeds one by one, or stack one of: {stackable}" if network is None else
-                               "a stacked group builds its seeds' networks itself: give no network")
+                               f"train its seeds one by one, or stack one of: {stackable}")
+        if len(seeds) > 1 and network is not None:
+            raise InvalidInput("a stacked group builds each seed's network itself: give no network")
         self.method, self.config, self.device = method, config, device
         self.stack, self.frame_dims = getattr(envs[0], "stack", 1), len(envs[0].frame_shape)
         self.frame_shape, self.num_actions = tuple(envs[0].frame_shape), envs[0].num_actions

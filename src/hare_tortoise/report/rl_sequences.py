@@ -105,15 +105,25 @@ def game_sequence_plots(runs: list[Run], out: pathlib.Path) -> list[pathlib.Path
         if not cells:
             continue
         fresh = _normaliser(runs, next(iter(cells.values()))[0])
+        means = {label: nanmean(np.array([return_matrix(r, "game_returns", fresh) for r in members]))
+                 for label, members in cells.items()}
+        low, high = np.nanmin(list(means.values())), np.nanmax(list(means.values()))  # one scale: panels compare
         columns = min(4, len(cells))
         rows = math.ceil(len(cells) / columns)
-        figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3.6 * rows), squeeze=False)
+        figure, axes = plt.subplots(rows, columns, figsize=(5 * columns, 3.8 * rows), squeeze=False,
+                                    layout="constrained")
         for axis, (label, members) in zip(axes.flat, cells.items()):
-            mean = nanmean(np.array([return_matrix(r, "game_returns", fresh) for r in members]))
-            image = axis.imshow(mean, cmap="viridis", interpolation="nearest")
+            mean = means[label]
+            image = axis.imshow(mean, cmap="viridis", interpolation="nearest", vmin=low, vmax=high)
             games = members[0].config["games"]
             ticks = [games[j % len(games)] for j in range(mean.shape[0])]
-            axis.set_xticks(range(len(ticks)), ticks, rotation=60, fontsize=6)
+            axis.set_xticks(range(len(ticks)), ticks, rotation=60, fontsize=8)
+            axis.set_yticks(range(len(ticks)), [f"{i}: {game}" for i, game in enumerate(ticks)], fontsize=8)
+            if mean.shape[0] <= 12:  # small enough to print each entry
+                for (i, j), value in np.ndenumerate(mean):
+                    if not np.isnan(value):
+                        axis.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                                  color="white" if value < (low + high) / 2 else "black")
             axis.set(title=f"{label} (mean of {len(members)})", xlabel="game of stint j", ylabel="after stint i")
             figure.colorbar(image, ax=axis, label="return ÷ fresh agent's" if fresh else "return")
         for axis in list(axes.flat)[len(cells):]:

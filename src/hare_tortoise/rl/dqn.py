@@ -260,6 +260,7 @@ class DQN:
         """One environment step of every seed, epsilon-greedy, stored in the replay."""
         eps = epsilon(self.config, self.steps)
         explore = [lane.rng.random() < eps for lane in self.lanes]
+        best: list[int] = []  # each seed's greedy action, where any seed acts greedily
         if not all(explore):  # one forward for every seed's state, whichever act greedily
             states = as_input(torch.stack([lane.state.frames for lane in self.lanes])[:, None], self.frame_dims)
             with torch.no_grad():

@@ -2,7 +2,7 @@
 step serves every seed (the stacked-seeds mode of the RL agents).
 
 A stacked group pays the per-operation cost of the optimizer, of the Tortoise's update and of the loss once for all
-its seeds. Each seed's slice computes what that seed's own network would, to float tolerance, and an optimizer or a
+its seeds. Each seed's slice computes what that seed's own network would, bit for bit, and an optimizer or a
 method that treats every parameter elementwise (RMSprop, Adam, the Tortoise's EMA, a reset of the Hare to it) does
 to each slice what it would do to the seed's own parameters.
 """

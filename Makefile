@@ -12,7 +12,7 @@ FASHION_DIR := /usr/share/datasets/fashion-mnist
 # CI sets REQUIRE_SYSTEM_DEPS=1: there a missing Debian package is an error, elsewhere a warning (its test skips).
 REQUIRE_SYSTEM_DEPS ?= 0
 
-.PHONY: setup test demo system-deps bench reproduce reproduce-minatar rl-design rl-design-core rl-continual-core continual
+.PHONY: setup test demo system-deps bench reproduce reproduce-minatar rl-design rl-design-core rl-baselines-core rl-continual-core continual
 
 # torch goes in first and pinned: the package's torch range is then satisfied, and pip pulls no CUDA build.
 $(STAMP): pyproject.toml Makefile
@@ -122,6 +122,16 @@ rl-design-core: $(STAMP)
 	  --out $(RL_DESIGN)/a-tortoise-target-20k method.reset_every_steps=20000 $(RL_A)
 	$(HT) report $(MINATAR)/space_invaders $(MINATAR)/seaquest $(MINATAR)/breakout $(RL_DESIGN)/a-tortoise-target-20k \
 	  --out $(RL_DESIGN)/report-core
+
+# The baselines part of rl-design that fits one session here, as docs/RL.md reports it: on Seaquest (the game where
+# H&T's lead over base is clear at 5 seeds) base, H&T and the four plasticity baselines (Nikishin et al.'s reset,
+# shrink-and-perturb, ReDo, Continual Backprop); then Freeway, the fifth game, base and H&T; 5 seeds: 40 runs of 50k
+# steps, two at a time, about 2 hours. Its runs are rl-design's own, so either target skips what the other did.
+rl-baselines-core: $(STAMP)
+	$(HT) sweep minatar-dqn-50k --env seaquest --methods base,hare_tortoise,reset,shrink_perturb,redo,cbp \
+	  --seeds $(REPRO_SEEDS) --out $(MINATAR)
+	$(HT) sweep minatar-dqn-50k --env freeway --methods base,hare_tortoise --seeds $(REPRO_SEEDS) --out $(MINATAR)
+	$(HT) report $(MINATAR)/seaquest $(MINATAR)/freeway --out $(RL_DESIGN)/report-baselines
 
 # The continual part of rl-design that fits one session here, as docs/RL.md reports it: the fresh single-game base
 # agents of Space Invaders, Asterix and Seaquest (the plasticity references, the cheap runs first), then base and H&T

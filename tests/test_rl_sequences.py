@@ -139,3 +139,31 @@ def test_the_report_builds_the_return_matrix_over_stints_divided_by_fresh_agents
     text, figures = report([tmp_path], tmp_path / "report")
     assert "Game sequences: the return matrix" in text
     assert any(p.name == "minatar_breakout-freeway_dqn-return-matrix.png" for p in figures)
+
+
+def test_the_sequence_table_compares_each_method_with_base_seed_by_seed(tmp_path):
+    from hare_tortoise.report.rl_sequences import game_sequence_cells
+
+    # raw returns (no fresh agents); after each of the 4 stints the returns on (breakout, freeway)
+    def rows(last_row):
+        after = [(1.0, 1.0), (1.0, 1.0), (1.0, 1.0), last_row]
+        ends = [{"step": 100 * (i + 1), "phase_end": True, "phase": i,
+                 "game_returns": dict(zip(("breakout", "freeway"), g))} for i, g in enumerate(after)]
+        return ends + [{"step": 400, "final": True, "eval_return": 0.0}]
+
+    last = {("base", 1): (2.0, 4.0), ("base", 2): (4.0, 4.0), ("hare_tortoise", 1): (6.0, 8.0),
+            ("hare_tortoise", 2): (2.0, 4.0), ("hare_tortoise", 3): (9.0, 9.0)}  # seed 3 has no base to pair with
+    for (method, seed), returns in last.items():
+        config = json.loads(sequence(method=method).validate().to_json())
+        _run(tmp_path, f"{method}/seed{seed}", {**config, "seed": seed}, rows(returns))
+    from hare_tortoise.report import read_runs
+
+    cells = {c.label: c for c in game_sequence_cells(read_runs([tmp_path])) if not c.label.endswith("(online)")}
+    assert "Δ average vs base" not in cells["base"].columns
+    columns = cells["hare_tortoise"].columns
+    # average return: the last row's mean; paired over seeds 1 and 2: (7 - 3 + 3 - 4) / 2
+    assert columns["Δ average vs base"].mean == pytest.approx(1.5) and columns["Δ average vs base"].n == 2
+    # the last cycle's own-game return: stints 2 and 3, (1 + last freeway) / 2: H&T 4.5, 2.5 against base 2.5, 2.5
+    assert columns["Δ own-game vs base"].mean == pytest.approx(1.0)
+    # averages H&T 7, 3, 9 against base 3, 4: of the 6 pairs it wins 4, ties one (3 = 3, half) and loses one
+    assert columns["P(average > base)"].mean == pytest.approx(4.5 / 6)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .. import metrics
-from ..stats import mean_interval
+from ..stats import mean_interval, paired_difference, probability_of_improvement
 from .plots import save
 from .runs import Cell, Run, group, method_actions
 from .sequences import nanmean
@@ -68,28 +68,45 @@ def _normaliser(runs: list[Run], like: Run) -> dict[str, float] | None:
     return fresh if complete else None
 
 
+def sequence_measures(matrix: np.ndarray, games: int) -> dict[str, float]:
+    """A return matrix's measures: the average return after the last stint (mean of its last row), backward
+    transfer and forgetting, and the own-stint return over the last cycle of `games` stints."""
+    m = torch.from_numpy(matrix)
+    return {"average return": float(metrics.average_accuracy(m)),
+            "backward transfer": float(metrics.backward_transfer(m)), "forgetting": float(metrics.forgetting(m)),
+            "last-cycle own-game return": float(np.mean(np.diagonal(matrix)[-games:]))}
+
+
+PAIRED = {"average return": "average", "last-cycle own-game return": "own-game"}  # compared with base, by seed
+
+
 def game_sequence_cells(runs: list[Run]) -> list[Cell]:
-    """Per sequence, method and network: the average return after the last stint (mean of the matrix's last row),
-    backward transfer and forgetting, and the own-stint return over the last cycle of games; normalised by the
-    fresh agents where the report holds them (the setting's label then ends in "(÷ fresh)")."""
+    """Per sequence, method and network: the `sequence_measures` with intervals over seeds, normalised by the fresh
+    agents where the report holds them (the setting's label then ends in "(÷ fresh)"); for a method other than
+    base, its average and own-game returns minus base's of the same sequence and network, paired by seed, and the
+    probability that its average return beats a base run's."""
     sequences = [r for r in runs if is_game_sequence(r)]
-    cells = []
+    found: dict[tuple[str, str, str], tuple[list[Run], list[Run], dict[str, dict[int, float]]]] = {}
     for (setting, label), members in group(sequences).items():
         fresh = _normaliser(runs, members[0])
-        for key, suffix in NETWORKS.items():
+        for key in NETWORKS:
             done = _finished(members, key)
-            if not done:
-                continue
-            matrices = [return_matrix(r, key, fresh) for r in done]
-            cycle = slice(-len(done[0].config["games"]), None)
-            columns = {"average return": mean_interval(metrics.average_accuracy(torch.from_numpy(m)) for m in matrices),
-                       "backward transfer": mean_interval(metrics.backward_transfer(torch.from_numpy(m))
-                                                          for m in matrices),
-                       "forgetting": mean_interval(metrics.forgetting(torch.from_numpy(m)) for m in matrices),
-                       "last-cycle own-game return": mean_interval(float(np.mean(np.diagonal(m)[cycle]))
-                                                                   for m in matrices)}
-            cells.append(Cell(setting + (" (÷ fresh)" if fresh else " (raw returns)"), label + suffix, columns,
-                              len({r.seed for r in done}), len(members) - len(done), method_actions(members)))
+            if done:
+                per_run = {r.seed: sequence_measures(return_matrix(r, key, fresh), len(r.config["games"]))
+                           for r in done}
+                values = {name: {seed: m[name] for seed, m in per_run.items()} for name in next(iter(per_run.values()))}
+                found[(setting + (" (÷ fresh)" if fresh else " (raw returns)"), label, key)] = (members, done, values)
+    cells = []
+    for (setting, label, key), (members, done, values) in found.items():
+        columns = {name: mean_interval(by_seed.values()) for name, by_seed in values.items()}
+        base = found.get((setting, "base", key))
+        if label != "base" and base:
+            for name, short in PAIRED.items():
+                columns[f"Δ {short} vs base"] = paired_difference(values[name], base[2][name])
+            columns["P(average > base)"] = probability_of_improvement(values["average return"],
+                                                                      base[2]["average return"])
+        cells.append(Cell(setting, label + NETWORKS[key], columns, len({r.seed for r in done}),
+                          len(members) - len(done), method_actions(members)))
     return cells
 
 

@@ -123,10 +123,11 @@ rl-design-core: $(STAMP)
 	$(HT) report $(MINATAR)/space_invaders $(MINATAR)/seaquest $(MINATAR)/breakout $(RL_DESIGN)/a-tortoise-target-20k \
 	  --out $(RL_DESIGN)/report-core
 
-# The baselines part of rl-design that fits one session here, as docs/RL.md reports it: on Seaquest (the game where
-# H&T's lead over base is clear at 5 seeds) base, H&T and the four plasticity baselines (Nikishin et al.'s reset,
+# The baselines part of rl-design that fits one session here, as docs/RL.md reports it: on Seaquest (where H&T led
+# base in rl-design-core's runs) base, H&T and the four plasticity baselines (Nikishin et al.'s reset,
 # shrink-and-perturb, ReDo, Continual Backprop); then Freeway, the fifth game, base and H&T; 5 seeds: 40 runs of 50k
-# steps, two at a time, about 50 minutes here. Its runs are rl-design's own, so either target skips what the other did.
+# steps, two at a time, about 50 minutes here. Its runs are rl-design's own, so either target skips what the other
+# did.
 rl-baselines-core: $(STAMP)
 	$(HT) sweep minatar-dqn-50k --env seaquest --methods base,hare_tortoise,reset,shrink_perturb,redo,cbp \
 	  --seeds $(REPRO_SEEDS) --out $(MINATAR)

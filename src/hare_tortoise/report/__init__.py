@@ -73,8 +73,7 @@ def report(directories: list[str | pathlib.Path], out: str | pathlib.Path) -> tu
                                   "return over the last cycle of games (÷ fresh: the plasticity ratio). Δ vs base: "
                                   "a method's average and own-game returns minus base's, paired by seed; "
                                   "P(average > base): the probability that its average return beats a base "
-                                  "run's (Agarwal et al. 2021) "
-                                  "[95% percentile bootstrap]."), ""]
+                                  "run's (Agarwal et al. 2021) [95% percentile bootstrap]."), ""]
     write_csv(cells, out / "report.csv")
     figures = supervised_plots(runs, out) + sequence_plots(runs, out) + grid_plots(runs, out) + rl_plots(runs, out) + \
         game_sequence_plots(runs, out)

@@ -101,10 +101,11 @@ def game_sequence_cells(runs: list[Run]) -> list[Cell]:
         columns = {name: mean_interval(by_seed.values()) for name, by_seed in values.items()}
         base = found.get((setting, "base", key))
         if label != "base" and base:
+            base_values = base[2]
             for name, short in PAIRED.items():
-                columns[f"Δ {short} vs base"] = paired_difference(values[name], base[2][name])
+                columns[f"Δ {short} vs base"] = paired_difference(values[name], base_values[name])
             columns["P(average > base)"] = probability_of_improvement(values["average return"],
-                                                                      base[2]["average return"])
+                                                                      base_values["average return"])
         cells.append(Cell(setting, label + NETWORKS[key], columns, len({r.seed for r in done}),
                           len(members) - len(done), method_actions(members)))
     return cells

@@ -72,14 +72,38 @@ def test_report_has_an_rl_table_and_learning_curves(tmp_path, capsys):
     assert (tmp_path / "report" / "minatar-final-returns.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def fake_atari_run(directory, game, method, seed, score):
-    """A finished Atari-100k run directory whose final evaluation return is `score`."""
+def fake_rl_run(directory, game, method, seed, score, env="atari100k", agent="drq_eps"):
+    """A finished single-game RL run directory (Atari-100k unless told) whose final evaluation return is `score`."""
     store = RunStore(directory)
-    store.start(RLConfig(env="atari100k", game=game, agent="drq_eps", method=method, seed=seed))
+    store.start(RLConfig(env=env, game=game, agent=agent, method=method, seed=seed))
     final = {"step": 100_000, "final": True, "eval_return": score, "eval_return_online": score, "eval_returns": [score],
              "eval_returns_online": [score], "steps_per_second": 50.0, "update_share": 0.9}
     store.append(final)
     store.finish({"final": final})
+
+
+def test_report_averages_each_methods_probability_of_improvement_over_the_games(tmp_path, capsys):
+    from hare_tortoise.report import read_runs
+    from hare_tortoise.report.rl import across_games_cells
+
+    returns = {  # game -> method -> returns of seeds 1, 2, 3
+        "breakout": {"base": [1, 2, 3], "hare_tortoise": [5, 6, 7], "reset": [0, 0, 0]},
+        "asterix": {"base": [5, 6, 7], "hare_tortoise": [1, 2, 3]},
+        "seaquest": {"base": [1, 3, 5], "hare_tortoise": [2, 4, 5]},
+        "freeway": {"hare_tortoise": [9, 9, 9]},  # no base runs to compare with: left out
+    }
+    for game, methods_ in returns.items():
+        for method, scores in methods_.items():
+            for seed, score in enumerate(scores, 1):
+                fake_rl_run(tmp_path / game / method / str(seed), game, method, seed, float(score), "minatar", "dqn")
+    [cell] = across_games_cells(read_runs([tmp_path]))  # reset has one game with base: no average
+    assert (cell.setting, cell.label, cell.seeds) == ("minatar/3 games: asterix, breakout, seaquest/dqn",
+                                                      "hare_tortoise", 3)
+    # Breakout: H&T wins all 9 pairs; Asterix none; Seaquest 5 and a tie (5 = 5) of 9
+    chance = cell.columns["P(> base), mean over games"]
+    assert chance.mean == pytest.approx((1 + 0 + 5.5 / 9) / 3) and 1 / 3 <= chance.low < chance.mean < chance.high <= 2 / 3
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "report")]) == 0
+    assert "| minatar/3 games: asterix, breakout, seaquest/dqn | hare_tortoise | 0.54 [" in capsys.readouterr().out
 
 
 def test_report_scores_atari_runs_against_human_and_published_scores(tmp_path, capsys):
@@ -88,10 +112,10 @@ def test_report_scores_atari_runs_against_human_and_published_scores(tmp_path, c
     random, human = scores.reference_scores()["Pong"]
     breakout_random, breakout_human = scores.reference_scores()["Breakout"]
     for seed in (1, 2):
-        fake_atari_run(tmp_path / f"pong-base-{seed}", "pong", "base", seed, random)       # HNS 0
-        fake_atari_run(tmp_path / f"pong-ht-{seed}", "pong", "hare_tortoise", seed, human)  # HNS 1
-        fake_atari_run(tmp_path / f"breakout-base-{seed}", "breakout", "base", seed, breakout_human)
-        fake_atari_run(tmp_path / f"breakout-ht-{seed}", "breakout", "hare_tortoise", seed, breakout_human)
+        fake_rl_run(tmp_path / f"pong-base-{seed}", "pong", "base", seed, random)       # HNS 0
+        fake_rl_run(tmp_path / f"pong-ht-{seed}", "pong", "hare_tortoise", seed, human)  # HNS 1
+        fake_rl_run(tmp_path / f"breakout-base-{seed}", "breakout", "base", seed, breakout_human)
+        fake_rl_run(tmp_path / f"breakout-ht-{seed}", "breakout", "hare_tortoise", seed, breakout_human)
     assert main(["report", str(tmp_path), "--out", str(tmp_path / "report")]) == 0
     printed = capsys.readouterr().out
     # below every published run

@@ -9,6 +9,7 @@ import pytest
 from hare_tortoise.report import Run, averaging_and_resets, largest_fall, markdown, supervised_cells, write_csv
 from hare_tortoise.rl import scores
 from hare_tortoise.stats import (
+    average_probability_of_improvement,
     bootstrap_means,
     improvement_probability,
     mean_interval,
@@ -62,6 +63,18 @@ def test_the_probability_of_improvement_counts_wins_over_all_pairs_of_runs():
     mixed = probability_of_improvement({1: 1.0, 2: 3.0, 3: 5.0}, {1: 2.0, 2: 4.0, 3: 0.0})
     assert mixed.mean == pytest.approx(6 / 9) and 0.0 <= mixed.low < 6 / 9 < mixed.high <= 1.0  # 1+2+3 wins of 9
     assert probability_of_improvement({}, {1: 1.0}).n == 0
+
+
+def test_the_probability_of_improvement_across_tasks_resamples_runs_within_each_task():
+    treated, control = {1: 1.0, 2: 3.0, 3: 5.0}, {1: 2.0, 2: 4.0, 3: 0.0}
+    assert average_probability_of_improvement([(treated, control)]) == probability_of_improvement(treated, control)
+    win, loss = ({1: 3.0, 2: 4.0}, {1: 0.0, 2: 1.0}), ({1: 0.0, 2: 1.0}, {1: 3.0, 2: 4.0})
+    # within each task every resample still wins (or loses) every pair: the mean is 1/2 in every replicate
+    both = average_probability_of_improvement([win, loss])
+    assert (both.mean, both.low, both.high, both.n) == (0.5, 0.5, 0.5, 2)
+    mixed = average_probability_of_improvement([win, (treated, control)])
+    assert mixed.mean == pytest.approx((1 + 6 / 9) / 2) and 0.5 <= mixed.low < mixed.mean < mixed.high <= 1.0
+    assert average_probability_of_improvement([win, ({}, {1: 1.0})]).n == 0
 
 
 def test_bootstrap_means_works_column_by_column():

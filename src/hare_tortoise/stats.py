@@ -138,14 +138,27 @@ def probability_of_improvement(treated: dict[int, float], control: dict[int, flo
     """P(treated > control) over the runs of one setting (`improvement_probability`), with a percentile-bootstrap
     interval that resamples each side's runs independently (rliable's `StratifiedIndependentBootstrap` for one
     task; its colab uses 1,000-2,000 replicates)."""
-    x, y = [v for v in treated.values() if math.isfinite(v)], [v for v in control.values() if math.isfinite(v)]
-    if not x or not y:
+    return average_probability_of_improvement([(treated, control)], reps, level, seed)
+
+
+def average_probability_of_improvement(tasks: list[tuple[dict[int, float], dict[int, float]]], reps: int = 2_000,
+                                       level: float = 0.95, seed: int = 0) -> Interval:
+    """The mean over tasks of P(treated > control) on each (Agarwal et al. 2021's probability of improvement
+    across tasks: it needs no common score scale), given each task's (treated, control) runs. Its percentile-
+    bootstrap interval resamples each side's runs independently within every task, the task set fixed (rliable's
+    `StratifiedIndependentBootstrap`). n is the fewest runs on either side of any task."""
+    runs = [([v for v in t.values() if math.isfinite(v)], [v for v in c.values() if math.isfinite(v)])
+            for t, c in tasks]
+    if not runs or any(not x or not y for x, y in runs):
         return Interval(math.nan, math.nan, math.nan, 0, "bootstrap")
-    point = improvement_probability(x, y)
+    point = float(np.mean([improvement_probability(x, y) for x, y in runs]))
     rng = np.random.default_rng(seed)
-    xs = np.asarray(x)[rng.integers(0, len(x), size=(reps, len(x)))]
-    ys = np.asarray(y)[rng.integers(0, len(y), size=(reps, len(y)))]
-    wins = ((xs[:, :, None] > ys[:, None, :]).mean(axis=(1, 2))
-            + 0.5 * (xs[:, :, None] == ys[:, None, :]).mean(axis=(1, 2)))
+    wins = np.zeros(reps)
+    for x, y in runs:
+        xs = np.asarray(x)[rng.integers(0, len(x), size=(reps, len(x)))]
+        ys = np.asarray(y)[rng.integers(0, len(y), size=(reps, len(y)))]
+        wins += ((xs[:, :, None] > ys[:, None, :]).mean(axis=(1, 2))
+                 + 0.5 * (xs[:, :, None] == ys[:, None, :]).mean(axis=(1, 2)))
+    wins /= len(runs)
     low, high = np.percentile(wins, _tails(level))
-    return Interval(point, float(low), float(high), min(len(x), len(y)), "bootstrap")
+    return Interval(point, float(low), float(high), min(min(len(x), len(y)) for x, y in runs), "bootstrap")

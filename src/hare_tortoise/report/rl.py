@@ -1,5 +1,6 @@
 """The RL part of a report: per game and method the final evaluation returns with 95% Student-t intervals over
-seeds, the paired difference to `base` and the probability of improvement over it; for Atari-100k the
+seeds, the paired difference to `base` and the probability of improvement over it, that probability averaged over
+the games of a suite; for Atari-100k the
 human-normalised scores, where DrQ(eps) falls among the published runs, the aggregates over games with
 stratified-bootstrap intervals and the performance profile (Agarwal et al. 2021); learning curves with shaded
 intervals."""
@@ -11,7 +12,7 @@ import pathlib
 import numpy as np
 
 from ..rl import scores
-from ..stats import mean_interval, paired_difference, probability_of_improvement
+from ..stats import average_probability_of_improvement, mean_interval, paired_difference, probability_of_improvement
 from .plots import draw, save
 from .runs import Cell, Run, by_seed, group, method_actions
 from .tables import LEGEND, markdown, seeds_text
@@ -36,6 +37,29 @@ def cells(runs: list[Run]) -> list[Cell]:
             "steps/s": mean_interval(by_seed(members, "steps_per_second").values()),
             "update share %": mean_interval(by_seed(members, "update_share", 100).values())},
             len(returns), len(members) - len(returns), method_actions(members)))
+    return result
+
+
+def across_games_cells(runs: list[Run]) -> list[Cell]:
+    """Per environment, agent and method other than base, over the single games where both it and base have
+    finished runs (two games at least): the probability that a run of the method beats a base run of the same
+    game, averaged over those games (Agarwal et al. 2021), which needs no score scale common to the games."""
+    single = [r for r in runs if r.is_rl and not r.config.get("games")]
+    suites: dict[tuple[str, str], dict[tuple[str, str], list[Run]]] = {}
+    for (setting, label), members in group(single).items():
+        suites.setdefault((members[0].config["env"], members[0].config["agent"]), {})[(setting, label)] = members
+    result = []
+    for (env, agent), cells_ in suites.items():
+        for label in sorted({label for _, label in cells_} - {"base"}):
+            games = {members[0].config["game"]: (by_seed(members, "eval_return"),
+                                                 by_seed(cells_.get((setting, "base"), []), "eval_return"))
+                     for (setting, other), members in cells_.items() if other == label}
+            games = {game: pair for game, pair in sorted(games.items()) if pair[0] and pair[1]}
+            if len(games) < 2:
+                continue
+            chance = average_probability_of_improvement(list(games.values()))
+            result.append(Cell(f"{env}/{len(games)} games: {', '.join(games)}/{agent}", label,
+                               {"P(> base), mean over games": chance}, chance.n))
     return result
 
 
@@ -87,11 +111,16 @@ def tables(runs: list[Run]) -> tuple[str, list[Cell]]:
     text = markdown(rl_cells, "Final evaluation return: mean over seeds [95% Student-t interval]; P(> base): the "
                               "probability that a run beats a base run (Agarwal et al. 2021) [95% percentile "
                               "bootstrap]; Δ vs base paired by seed.")
+    across = across_games_cells(runs)
+    if across:
+        text += ("\n\nAcross games: the probability that a run of the method beats a base run of the same game, "
+                 "averaged over the games [95% percentile bootstrap, resampling each method's runs within every "
+                 "game]; seeds: the fewest of any game.\n\n" + markdown(across))
     atari = atari_tables(runs)
     if atari:
         text += ("\n\nAtari-100k: human-normalised scores (HNS); aggregates with 95% stratified-bootstrap "
                  "intervals.\n\n" + atari)
-    return text, rl_cells
+    return text, rl_cells + across
 
 
 def _final_returns(runs: list[Run], suite: str, out: pathlib.Path) -> pathlib.Path:

@@ -1,9 +1,8 @@
 """The RL part of a report: per game and method the final evaluation returns with 95% Student-t intervals over
 seeds, the paired difference to `base` and the probability of improvement over it, that probability averaged over
-the games of a suite; for Atari-100k the
-human-normalised scores, where DrQ(eps) falls among the published runs, the aggregates over games with
-stratified-bootstrap intervals and the performance profile (Agarwal et al. 2021); learning curves with shaded
-intervals."""
+the games of a suite; for Atari-100k the human-normalised scores, where DrQ(eps) falls among the published runs,
+the aggregates over games with stratified-bootstrap intervals and the performance profile (Agarwal et al. 2021);
+learning curves with shaded intervals."""
 
 from __future__ import annotations
 

@@ -173,6 +173,21 @@ def test_an_rl_runs_unstored_agent_settings_read_as_the_agents_defaults():
     assert [r.variant for r in runs] == ["agent.bootstrap_from=method"] * 2 + ["agent.bootstrap_from=target_network"]
 
 
+def test_an_rl_variant_bears_one_name_on_every_game():
+    from hare_tortoise.report import mark_variants
+
+    def run(game, every):
+        config = {"env": "minatar", "game": game, "agent": "dqn", "method": "hare_tortoise", "seed": 1,
+                  "agent_settings": {}, "method_settings": {"reset_every_steps": every}}
+        return Run(pathlib.Path("."), config, [], True)
+
+    # Breakout has only the 20,000-update runs so far; its cell is still named by the interval Seaquest varies
+    runs = [run("seaquest", 20_000), run("seaquest", 10_000), run("breakout", 20_000)]
+    mark_variants(runs)
+    assert [r.variant for r in runs] == ["method.reset_every_steps=20000", "method.reset_every_steps=10000",
+                                         "method.reset_every_steps=20000"]
+
+
 def test_the_largest_fall_counts_from_the_end_of_the_first_phase():
     rows = [{"phase": 0, "test_acc": 0.9}, {"phase": 0, "test_acc": 0.3},  # the first phase's own fall: not counted
             {"phase": 0, "test_acc": 0.4}, {"phase": 1, "test_acc": 0.5}, {"phase": 1, "test_acc": 0.8},

@@ -85,14 +85,23 @@ def _flat(config: dict) -> dict:
     return {k: v for k, v in flat.items() if k not in IDENTITY_KEYS}
 
 
+def _variant_scope(run: Run) -> str:
+    """The runs among which differences name variants: those of one setting; for single-game RL runs, those of one
+    environment and agent over all its games, so that a variant bears one name on every game (the across-games
+    table pairs a method's cells of different games by that name)."""
+    c = run.config
+    return f"{c['env']}/{c['agent']}" if run.is_rl and not c.get("games") else run.setting
+
+
 def mark_variants(runs: list[Run]) -> None:
     """Name each run's variant: the config values in which runs of the same setting and method differ (e.g. the
-    momentum of a sensitivity sweep), so that they form separate cells."""
+    momentum of a sensitivity sweep), so that they form separate cells. The game of a single-game RL run is its
+    setting, not a variant."""
     groups: dict[tuple[str, str], list[Run]] = {}
     for run in runs:
-        groups.setdefault((run.setting, run.config["method"]), []).append(run)
+        groups.setdefault((_variant_scope(run), run.config["method"]), []).append(run)
     for members in groups.values():
-        varying = varying_settings(members)
+        varying = [key for key in varying_settings(members) if key != "game"]
         for run in members:
             flat = _flat(run.config)
             run.variant = ",".join(f"{k}={flat.get(k)}" for k in varying)

@@ -139,10 +139,10 @@ rl-baselines-core: $(STAMP)
 
 # The rest of rl-design's H&T variants on the three games where DQN leaves random play (RL_CORE), as docs/RL.md
 # reports it: base and H&T as the presets have it ((b) every 20,000 updates), then (c) the Tortoise acting and (b)
-# at 10,000, then (c) at 10,000 and (a) at 10,000, 5 seeds: 90 runs of 50k steps, two at a time, about 4.5 minutes
-# a pair here (over 3 hours: more than a session, so the most telling cells first); then one report over these and
-# rl-design-core's (a) at 20,000 where that is here. Its runs are rl-design's own, so either target skips what the
-# other did.
+# at 10,000, then (c) at 10,000 and (a) at 10,000, 5 seeds: 90 runs of 50k steps, two at a time, 4-5 minutes a pair
+# here (the first three sweeps took 140 minutes; all of it, over 3 hours, is more than a session, so the most
+# telling cells first); then one report over these and rl-design-core's (a) at 20,000 where that is here. Its runs
+# are rl-design's own, so either target skips what the other did.
 rl-design-variants: $(STAMP)
 	$(HT) sweep minatar-dqn-50k --env $(RL_CORE) --methods base,hare_tortoise --seeds $(REPRO_SEEDS) --out $(MINATAR)
 	$(HT) sweep minatar-dqn-50k --env $(RL_CORE) --methods hare_tortoise --seeds $(REPRO_SEEDS) \

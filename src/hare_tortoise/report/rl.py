@@ -13,7 +13,7 @@ import numpy as np
 from ..rl import scores
 from ..stats import average_probability_of_improvement, mean_interval, paired_difference, probability_of_improvement
 from .plots import draw, save
-from .runs import Cell, Run, by_seed, group, method_actions
+from .runs import Cell, Run, by_seed, game_suite, group, method_actions
 from .tables import LEGEND, markdown, seeds_text
 
 PROFILE_TAUS = np.linspace(0.0, 2.0, 81)  # HNS thresholds of the performance profile
@@ -40,24 +40,24 @@ def cells(runs: list[Run]) -> list[Cell]:
 
 
 def across_games_cells(runs: list[Run]) -> list[Cell]:
-    """Per environment, agent and method other than base, over the single games where both it and base have
-    finished runs (two games at least): the probability that a run of the method beats a base run of the same
+    """Per suite (environment and agent) and method other than base, over the single games where both it and base
+    have finished runs (two games at least): the probability that a run of the method beats a base run of the same
     game, averaged over those games (Agarwal et al. 2021), which needs no score scale common to the games."""
-    single = [r for r in runs if r.is_rl and not r.config.get("games")]
-    suites: dict[tuple[str, str], dict[tuple[str, str], list[Run]]] = {}
-    for (setting, label), members in group(single).items():
-        suites.setdefault((members[0].config["env"], members[0].config["agent"]), {})[(setting, label)] = members
+    finals: dict[str, dict[str, dict[str, dict[int, float]]]] = {}  # suite -> label -> game -> seed -> return
+    for (_, label), members in group(runs).items():
+        if (name := game_suite(members[0])) is not None:
+            games = finals.setdefault(name, {}).setdefault(label, {})
+            games[members[0].config["game"]] = by_seed(members, "eval_return")
     result = []
-    for (env, agent), cells_ in suites.items():
-        for label in sorted({label for _, label in cells_} - {"base"}):
-            games = {members[0].config["game"]: (by_seed(members, "eval_return"),
-                                                 by_seed(cells_.get((setting, "base"), []), "eval_return"))
-                     for (setting, other), members in cells_.items() if other == label}
-            games = {game: pair for game, pair in sorted(games.items()) if pair[0] and pair[1]}
-            if len(games) < 2:
+    for name, labels in finals.items():
+        base = labels.get("base", {})
+        for label, games in sorted(labels.items()):
+            pairs = {game: (games[game], base[game]) for game in sorted(games) if games[game] and base.get(game)}
+            if label == "base" or len(pairs) < 2:
                 continue
-            chance = average_probability_of_improvement(list(games.values()))
-            result.append(Cell(f"{env}/{len(games)} games: {', '.join(games)}/{agent}", label,
+            chance = average_probability_of_improvement(list(pairs.values()))
+            env, agent = name.split("/")
+            result.append(Cell(f"{env}/{len(pairs)} games: {', '.join(pairs)}/{agent}", label,
                                {"P(> base), mean over games": chance}, chance.n))
     return result
 

@@ -85,21 +85,21 @@ def _flat(config: dict) -> dict:
     return {k: v for k, v in flat.items() if k not in IDENTITY_KEYS}
 
 
-def _variant_scope(run: Run) -> str:
-    """The runs among which differences name variants: those of one setting; for single-game RL runs, those of one
-    environment and agent over all its games, so that a variant bears one name on every game (the across-games
-    table pairs a method's cells of different games by that name)."""
+def game_suite(run: Run) -> str | None:
+    """"env/agent" for a single-game RL run, whose games make one suite (a game sequence is a setting of its own);
+    None for other runs."""
     c = run.config
-    return f"{c['env']}/{c['agent']}" if run.is_rl and not c.get("games") else run.setting
+    return f"{c['env']}/{c['agent']}" if run.is_rl and not c.get("games") else None
 
 
 def mark_variants(runs: list[Run]) -> None:
     """Name each run's variant: the config values in which runs of the same setting and method differ (e.g. the
-    momentum of a sensitivity sweep), so that they form separate cells. The game of a single-game RL run is its
-    setting, not a variant."""
+    momentum of a sensitivity sweep), so that they form separate cells. Single-game RL runs are compared over
+    their whole suite, the game aside, so that a variant bears one name on every game (the across-games table
+    pairs a method's cells of different games by that name)."""
     groups: dict[tuple[str, str], list[Run]] = {}
     for run in runs:
-        groups.setdefault((_variant_scope(run), run.config["method"]), []).append(run)
+        groups.setdefault((game_suite(run) or run.setting, run.config["method"]), []).append(run)
     for members in groups.values():
         varying = [key for key in varying_settings(members) if key != "game"]
         for run in members:
